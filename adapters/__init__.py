@@ -1,0 +1,42 @@
+"""Adapters for timm families, shipped as ``robust_prune.adapters``.
+
+One file per timm module (``resnet.py`` serves ``timm.models.resnet``). Each file registers its adapter
+with ``@register_adapter`` when imported; this package imports them all, as timm's ``models`` package does.
+"""
+
+from ._base import Adapter, GenericAdapter, adapter_by_name, get_adapter, list_adapters, register_adapter, unwrap_model
+
+# Family modules register themselves on import.
+from . import (  # noqa: F401, E402  isort: skip
+    byobnet,
+    cait,
+    convnext,
+    cspnet,
+    densenet,
+    dla,
+    dpn,
+    edgenext,
+    efficientformer,
+    efficientformer_v2,
+    efficientnet,
+    eva,
+    fastvit,
+    ghostnet,
+    hrnet,
+    inception_v3,
+    levit,
+    metaformer,
+    mlp_mixer,
+    mobilevit,
+    mobilenetv3,
+    regnet,
+    rexnet,
+    res2net,
+    resnest,
+    resnet,
+    sknet,
+    vgg,
+    vision_transformer,
+)
+
+__all__ = ["Adapter", "GenericAdapter", "adapter_by_name", "get_adapter", "list_adapters", "register_adapter", "unwrap_model"]

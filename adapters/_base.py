@@ -1,0 +1,350 @@
+"""The adapter registry: all architecture knowledge lives in one adapter per timm family.
+
+An adapter is matched by timm's metadata: the Python module that defines the model's class
+(``timm.models.resnet`` -> the ``resnet`` adapter) and ``pretrained_cfg`` (classifier, first conv,
+input size). Core code asks the adapter and never branches on a model's name.
+
+Example:
+    >>> import timm
+    >>> from robust_prune.adapters import get_adapter
+    >>> get_adapter(timm.create_model("resnet10t", num_classes=10)).name
+    'resnet'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from robust_prune.errors import ModelAdaptationError, UnsupportedArchitectureError
+
+from ._common import (
+    FROZEN,
+    fix_group_counts,
+    frozen_class,
+    is_multiplier_conv,
+    opaque_modules,
+    swapped_classes,
+    timm_layer_pruners,
+)
+
+__all__ = [
+    "Adapter",
+    "Example",
+    "GenericAdapter",
+    "register_adapter",
+    "get_adapter",
+    "list_adapters",
+    "unwrap_model",
+]
+
+_REGISTRY: dict[str, Adapter] = {}
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The timm model inside robust_prune's wrappers (NormalizedModel, DDP, accelerate's wrappers)."""
+    seen = 0
+    while seen < 8:
+        inner = getattr(model, "robust_prune_inner", None) or getattr(model, "module", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model, seen = inner, seen + 1
+    return model
+
+
+def timm_module(model: nn.Module) -> str:
+    """``"resnet"`` for a model whose class lives in ``timm.models.resnet``; ``""`` for non-timm models."""
+    module = type(unwrap_model(model)).__module__
+    prefix = "timm.models."
+    return module[len(prefix) :] if module.startswith(prefix) else ""
+
+
+@dataclass(frozen=True)
+class Example:
+    """A small timm model an adapter is verified on (by the tests and ``python -m benchmarks zoo``).
+
+    Attributes:
+        model: timm's registered name.
+        family: the family it stands for in the zoo table (``"resnet"``, ``"vision_transformer"``, ``"test_*"``).
+        kwargs: extra ``timm.create_model`` arguments (small input size, fewer blocks).
+        image_size: input height and width for tracing and tests.
+        quick: part of the fast subset (unit tests, ``python -m benchmarks zoo --quick``).
+        variant: the member of the family it stands for (``"res2net"``, ``"deit3"``); defaults to ``family``.
+    """
+
+    model: str
+    family: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    image_size: int = 32
+    quick: bool = True
+    variant: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.variant or self.family
+
+
+class Adapter:
+    """What robust_prune needs to know about one timm family. Subclass and decorate with
+    :func:`register_adapter`; override only what differs from the defaults.
+
+    Class attributes:
+        name: the family (and file) name, e.g. ``"resnet"``.
+        timm_modules: the ``timm.models.<module>`` names this adapter serves.
+        round_to: channel counts are rounded to a multiple of this when pruning (None: no rounding).
+        grow_exact: whether growing a channel ticket back reproduces its function exactly
+            (False where LayerNorm over a grown width changes statistics).
+        unsupported: a reason string when structured pruning of this family is not supported.
+        priority: adapters are tried in descending priority, so one that serves part of a module
+            (e.g. Res2Net blocks inside ``timm.models.resnet``) is asked before the module's own adapter.
+        examples: small models this adapter is verified on (tests, zoo benchmark).
+    """
+
+    name: str = "generic"
+    timm_modules: tuple[str, ...] = ()
+    round_to: int | None = None
+    grow_exact: bool = True
+    unsupported: str | None = None
+    priority: int = 0
+    examples: tuple[Example, ...] = ()
+
+    # --- matching -------------------------------------------------------------------------
+    def matches(self, model: nn.Module) -> bool:
+        return timm_module(model) in self.timm_modules
+
+    # --- metadata ---------------------------------------------------------------------------
+    @staticmethod
+    def pretrained_cfg(model: nn.Module) -> dict[str, Any]:
+        cfg = getattr(unwrap_model(model), "pretrained_cfg", None) or {}
+        return dict(cfg)
+
+    def architecture(self, model: nn.Module) -> str | None:
+        """timm's registered name (``pretrained_cfg['architecture']``), or None for non-timm models."""
+        return self.pretrained_cfg(model).get("architecture")
+
+    def classifier(self, model: nn.Module) -> nn.Module | None:
+        """The classifier head named by ``pretrained_cfg['classifier']`` (None if it has none)."""
+        return self._cfg_module(model, "classifier")
+
+    def first_conv(self, model: nn.Module) -> nn.Module | None:
+        return self._cfg_module(model, "first_conv")
+
+    def _cfg_module(self, model: nn.Module, key: str) -> nn.Module | None:
+        inner = unwrap_model(model)
+        names = self.pretrained_cfg(model).get(key)
+        if isinstance(names, (list, tuple)):
+            names = names[0] if names else None
+        if not names:
+            return None
+        try:
+            module = inner.get_submodule(names)
+        except AttributeError:
+            return None
+        # timm's classifier entry may name a wrapper (e.g. head.fc); return the parametrised layer.
+        if not any(True for _ in module.parameters(recurse=False)):
+            leaves = [m for m in module.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+            return leaves[-1] if leaves else module
+        return module
+
+    def in_chans(self, model: nn.Module) -> int:
+        conv = self.first_conv(model)
+        if conv is not None and hasattr(conv, "in_channels"):
+            return int(conv.in_channels)
+        for m in unwrap_model(model).modules():
+            if isinstance(m, nn.Conv2d):
+                return int(m.in_channels)
+        return 3
+
+    def fixed_input_size(self, model: nn.Module) -> tuple[int, int] | None:
+        """The spatial size the model requires, or None when it accepts any reasonable size."""
+        return None
+
+    def model_args(self, model: nn.Module) -> dict[str, Any]:
+        """Arguments for ``timm.create_model(architecture, **args)`` that rebuild this model's (unpruned) shape."""
+        recorded = getattr(unwrap_model(model), "robust_prune_model_args", None)
+        args: dict[str, Any] = dict(recorded) if recorded else {}
+        inner = unwrap_model(model)
+        if hasattr(inner, "num_classes"):
+            args["num_classes"] = int(inner.num_classes)
+        args.setdefault("in_chans", self.in_chans(model))
+        return args
+
+    # --- structured pruning -------------------------------------------------------------------
+    def check_supported(self, model: nn.Module) -> None:
+        """Raise :class:`UnsupportedArchitectureError` before any weight is touched."""
+        if self.unsupported:
+            raise UnsupportedArchitectureError(self.name, type(unwrap_model(model)).__name__, self.unsupported)
+
+    def graph_context(self, model: nn.Module) -> contextlib.AbstractContextManager[Any]:
+        """A context entered around building torch-pruning's graph and pruning (and around replaying a record).
+
+        For families whose layers must look different to torch-pruning while it works (e.g. a layer class
+        swapped for a subclass with its own pruner); everything is put back when the context exits.
+        The default makes every layer with a customised pruner opaque to the tracer (``opaque_modules``);
+        overrides should enter ``super().graph_context(model)`` too.
+        """
+        return self._base_graph_context(model)
+
+    @contextlib.contextmanager
+    def _base_graph_context(self, model: nn.Module) -> Iterator[None]:
+        frozen = {m: frozen_class(type(m)) for m in self.frozen_layers(model)}
+        types = tuple(k for k in self.customized_pruners(model) if isinstance(k, type))
+        with swapped_classes(frozen):
+            with opaque_modules([m for m in unwrap_model(model).modules() if isinstance(m, types)]):
+                yield
+
+    def frozen_layers(self, model: nn.Module) -> list[nn.Module]:
+        """Layers whose input *and* output widths must stay (so the layers around them keep theirs too).
+
+        The default freezes depthwise convs with a channel multiplier, which torch-pruning cannot prune.
+        """
+        return [m for m in unwrap_model(model).modules() if is_multiplier_conv(m)]
+
+    def ignored_layers(self, model: nn.Module) -> list[nn.Module]:
+        """Layers whose output channels must stay (the classifier by default)."""
+        head = self.classifier(model)
+        return ([head] if head is not None else []) + self.frozen_layers(model)
+
+    def num_heads(self, model: nn.Module) -> dict[nn.Module, int]:
+        """``{qkv_linear: num_heads}`` for every attention block (empty for CNNs)."""
+        return {}
+
+    def customized_pruners(self, model: nn.Module) -> dict[Any, Any]:
+        """``{layer type or instance: tp.pruner.BasePruningFunc}`` for layers the dependency graph cannot handle.
+
+        The default covers timm's own per-channel layers (RMS, simple and Evo norms); families add theirs.
+        """
+        pruners: dict[Any, Any] = dict(timm_layer_pruners())
+        pruners.update({frozen_class(type(m)): FROZEN for m in self.frozen_layers(model)})
+        return pruners
+
+    def pruner_kwargs(self, model: nn.Module) -> dict[str, Any]:
+        """Extra keyword arguments for ``torch_pruning.pruner.BasePruner`` (customised pruners, head options).
+
+        Overrides should start from ``super().pruner_kwargs(model)`` so the customised pruners stay.
+        """
+        pruners = self.customized_pruners(model)
+        if not pruners:
+            return {}
+        # Composite layers that produce channels of their own (selective kernel, split attention, mixed
+        # convs, patch merging) must be able to start a pruning group, like convolutions and linears.
+        roots = [k for k, p in pruners.items() if isinstance(k, type) and getattr(p, "is_root", False)]
+        kwargs: dict[str, Any] = {"customized_pruners": pruners}
+        if roots:
+            kwargs["root_module_types"] = [nn.modules.conv._ConvNd, nn.Linear, nn.LSTM, *roots]
+        return kwargs
+
+    def unwrapped_parameters(self, model: nn.Module) -> list[tuple[nn.Parameter, int]]:
+        """Free parameters (cls tokens, position embeddings, layer scales) and their channel dimension."""
+        return []
+
+    def after_prune(self, model: nn.Module, num_heads: dict[nn.Module, int]) -> dict[str, dict[str, Any]]:
+        """Fix attributes that torch-pruning does not know about; return them as ``{module: {attr: value}}``
+        so the pruning record can replay them. ``num_heads`` is the pruner's (mutated) head dict.
+
+        The default fixes timm's grouped norm layers; overrides should merge ``super().after_prune(...)``.
+        """
+        return fix_group_counts(unwrap_model(model))
+
+    # --- fine-grained pruning -------------------------------------------------------------------
+    def prunable_weight_layers(
+        self, model: nn.Module, *, first_layer: bool = False, classifier: bool = False
+    ) -> dict[str, nn.Module]:
+        """``{qualified name: module}`` of the layers whose weights may be masked (convolutions and linears)."""
+        inner = unwrap_model(model)
+        head, stem = self.classifier(model), self.first_conv(model)
+        layers: dict[str, nn.Module] = {}
+        for name, module in inner.named_modules():
+            if not isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+                continue
+            if module is head and not classifier:
+                continue
+            if module is stem and not first_layer:
+                continue
+            layers[name] = module
+        return layers
+
+    def example_inputs(self, model: nn.Module, *, image_size: int = 32) -> torch.Tensor:
+        size = self.fixed_input_size(model) or (image_size, image_size)
+        return torch.rand(1, self.in_chans(model), *size)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, timm_modules={self.timm_modules!r})"
+
+
+class GenericAdapter(Adapter):
+    """Fallback for families without an adapter: torch-pruning's defaults, results checked afterwards."""
+
+    name = "generic"
+
+    def matches(self, model: nn.Module) -> bool:
+        return True
+
+
+_GENERIC = GenericAdapter()
+
+
+def register_adapter(cls: type[Adapter]) -> type[Adapter]:
+    """Class decorator that registers an adapter under its ``name`` (like timm's ``@register_model``).
+
+    Example:
+        >>> from robust_prune.adapters import Adapter, register_adapter
+        >>> @register_adapter
+        ... class MyNetAdapter(Adapter):
+        ...     name = "my_net"
+        ...     timm_modules = ("my_net",)
+    """
+    if not cls.name or cls.name == "generic":
+        raise ValueError(f"{cls.__name__} needs a unique `name`.")
+    _REGISTRY[cls.name] = cls()
+    return cls
+
+
+def list_adapters() -> list[str]:
+    """Names of the registered adapters, sorted.
+
+    Example:
+        >>> "resnet" in list_adapters()
+        True
+    """
+    return sorted(_REGISTRY)
+
+
+def get_adapter(model: nn.Module, *, warn: bool = True) -> Adapter:
+    """The adapter for ``model``, matched on timm metadata; the generic adapter (with a warning) if none matches.
+
+    Raises:
+        ModelAdaptationError: if ``model`` is not an ``nn.Module``.
+    """
+    if not isinstance(model, nn.Module):
+        raise ModelAdaptationError(
+            f"Expected a torch.nn.Module (e.g. timm.create_model('resnet18')), got {type(model).__name__}."
+        )
+    for adapter in sorted(_REGISTRY.values(), key=lambda a: -a.priority):
+        if adapter.matches(model):
+            return adapter
+    if warn:
+        family = timm_module(model) or type(unwrap_model(model)).__name__
+        warnings.warn(
+            f"No robust_prune adapter for '{family}'; using torch-pruning's generic settings. "
+            "The pruned model is checked (forward pass, output shape) before it is returned.",
+            stacklevel=2,
+        )
+    return _GENERIC
+
+
+def adapter_by_name(name: str) -> Adapter:
+    """The registered adapter called ``name`` (``"generic"`` for the fallback)."""
+    if name == "generic":
+        return _GENERIC
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ModelAdaptationError(f"No adapter named {name!r}. Known: {', '.join(list_adapters())}.") from None
+

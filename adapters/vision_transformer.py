@@ -1,0 +1,96 @@
+"""timm.models.vision_transformer (ViT, DeiT, DeiT-III, ...) and timm.models.deit (distilled DeiT).
+
+- Left alone: the classifier(s) (``head``, DeiT's ``head_dist``).
+- Attention: every ``Attention`` with a fused ``qkv`` is pruned per head: the head count is kept and each
+  head loses the same dimensions (head-dim pruning), which works for any head count including one.
+  Afterwards ``num_heads``/``head_dim``/``attn_dim`` are updated, the original ``scale`` is kept and the
+  explicit attention path is used (see ``_common.fix_qkv_attention``); all of it is recorded.
+- The embedding width is pruned too: ``cls_token``, ``reg_token``, ``dist_token`` and ``pos_embed`` are
+  cut along their last dimension. LayerNorm over that width means growing back is not exact.
+- Fixed input size: the patch embedding's ``img_size`` (recorded in the model arguments).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from timm.layers import AttentionPoolLatent
+from torch import nn
+
+from ._base import Adapter, Example, register_adapter, unwrap_model
+from ._common import fix_qkv_attention, fixed_img_size, heads_by_qkv, modules_of_type
+
+_TOKENS = ("cls_token", "reg_token", "dist_token", "pos_embed")
+
+
+class TokenTransformerAdapter(Adapter):
+    """Shared logic for ViT-style models: qkv attention, token parameters, fixed image size."""
+
+    grow_exact = False
+    extra_heads: tuple[str, ...] = ("head_dist",)
+    unfuse_attention = True
+
+    def ignored_layers(self, model: nn.Module) -> list[nn.Module]:
+        inner = unwrap_model(model)
+        layers = super().ignored_layers(model)
+        for name in ("head", *self.extra_heads):
+            head = getattr(inner, name, None)
+            if isinstance(head, nn.Linear) and head not in layers:
+                layers.append(head)
+        pools = modules_of_type(inner, AttentionPoolLatent)
+        if pools:
+            # The latent attention pool reshapes its attention output to the *input* width, so the two must
+            # stay equal: leave the embedding width (rooted at the patch projection) and the pool's q/kv alone.
+            embed = getattr(getattr(inner, "patch_embed", None), "proj", None)
+            layers += [m for m in (embed,) if isinstance(m, nn.Module)]
+            for pool in pools:
+                layers += [m for m in (getattr(pool, "q", None), pool.kv) if isinstance(m, nn.Linear)]
+        return layers
+
+    def num_heads(self, model: nn.Module) -> dict[nn.Module, int]:
+        return heads_by_qkv(unwrap_model(model))
+
+    def pruner_kwargs(self, model: nn.Module) -> dict[str, Any]:
+        return {**super().pruner_kwargs(model), "prune_head_dims": True, "prune_num_heads": False}
+
+    def unwrapped_parameters(self, model: nn.Module) -> list[tuple[nn.Parameter, int]]:
+        inner = unwrap_model(model)
+        params = []
+        for name in _TOKENS:
+            p = getattr(inner, name, None)
+            if isinstance(p, nn.Parameter):
+                params.append((p, p.dim() - 1))
+        return params
+
+    def after_prune(self, model: nn.Module, num_heads: dict[nn.Module, int]) -> dict[str, dict[str, Any]]:
+        attrs = super().after_prune(model, num_heads)
+        attrs.update(fix_qkv_attention(unwrap_model(model), num_heads, unfuse=self.unfuse_attention))
+        return attrs
+
+    def fixed_input_size(self, model: nn.Module) -> tuple[int, int] | None:
+        return fixed_img_size(unwrap_model(model))
+
+    def model_args(self, model: nn.Module) -> dict[str, Any]:
+        args = super().model_args(model)
+        size = self.fixed_input_size(model)
+        if size is not None:
+            args.setdefault("img_size", list(size) if size[0] != size[1] else size[0])
+        return args
+
+
+@register_adapter
+class VisionTransformerAdapter(TokenTransformerAdapter):
+    name = "vision_transformer"
+    timm_modules = ("vision_transformer", "deit")
+    examples = (
+        Example("test_vit", "test_*"),
+        Example("test_vit2", "test_*"),
+        Example("test_vit3", "test_*", {"img_size": 32}),
+        Example("test_vit4", "test_*"),
+        Example("vit_tiny_patch16_224", "vision_transformer", {"img_size": 32, "depth": 2}, variant="vit"),
+        Example("deit_tiny_distilled_patch16_224", "vision_transformer", {"img_size": 32, "depth": 2}, variant="deit"),
+        Example("deit3_small_patch16_224", "vision_transformer", {"img_size": 32, "depth": 2}, variant="deit3"),
+        Example("vit_small_patch16_224", "vision_transformer", {"img_size": 32}, quick=False, variant="vit"),
+        Example("deit_tiny_patch16_224", "vision_transformer", {"img_size": 32}, quick=False, variant="deit"),
+        Example("vit_medium_patch16_reg4_gap_256", "vision_transformer", {"img_size": 32}, quick=False, variant="vit"),
+    )

@@ -1,0 +1,1 @@
+"""Benchmark suites: ``python -m benchmarks {zoo,paper,speed}`` (results in ``benchmarks/results/``)."""

@@ -1,0 +1,146 @@
+"""Shared results writer for the benchmark suites: JSON + Markdown, stamped with where they came from.
+
+Every suite (``zoo``, ``paper``, ``speed``) writes ``benchmarks/results/<name>.json`` and ``<name>.md``
+through :func:`write_results`, so each table says which command, commit, library versions, thread count
+and CPU produced it.
+
+Example:
+    >>> from benchmarks._common import write_results
+    >>> write_results("demo", [{"model": "resnet10t", "ok": True}], title="Demo", out_dir=tmp)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from robust_prune._io import write_json, write_text
+
+__all__ = ["RESULTS_DIR", "environment", "markdown_table", "write_results"]
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment() -> dict[str, Any]:
+    """Command, commit, versions, threads and CPU: the stamp every results file carries."""
+    import timm
+    import torch
+
+    try:
+        import torch_pruning
+
+        tp_version = getattr(torch_pruning, "__version__", "unknown")
+    except ImportError:  # pragma: no cover
+        tp_version = None
+    import robust_prune
+
+    commit = _git("rev-parse", "HEAD")
+    dirty = _git("status", "--porcelain")
+    return {
+        "command": "python -m benchmarks " + " ".join(sys.argv[1:]) if sys.argv else "",
+        "git_commit": commit or "none (no commit yet)",
+        "git_dirty": bool(dirty) if dirty is not None else None,
+        "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "python": platform.python_version(),
+        "robust_prune": robust_prune.__version__,
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "torch_pruning": tp_version,
+        "threads": torch.get_num_threads(),
+        "cpu": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+    }
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        return f"{value:.3f}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], headers: Sequence[str] | None = None) -> str:
+    """A GitHub Markdown table of ``rows`` restricted to ``columns``."""
+    headers = list(headers or columns)
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(_fmt(row.get(c)) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def write_results(
+    name: str,
+    rows: Sequence[dict[str, Any]],
+    *,
+    title: str,
+    columns: Sequence[str] | None = None,
+    headers: Sequence[str] | None = None,
+    settings: dict[str, Any] | None = None,
+    summary: dict[str, Any] | None = None,
+    sections: Sequence[tuple[str, str]] = (),
+    out_dir: str | os.PathLike[str] | None = None,
+) -> tuple[Path, Path]:
+    """Write ``<out_dir>/<name>.json`` and ``<name>.md`` atomically; return both paths.
+
+    Args:
+        name: file stem (the suite's name).
+        rows: one dict per result row.
+        title: the Markdown heading.
+        columns, headers: which row keys make the Markdown table, and their headings.
+        settings: the suite's own settings (sparsity, input sizes, repeats), shown above the table.
+        summary: headline numbers (e.g. coverage), shown first.
+        sections: extra ``(heading, markdown)`` blocks appended after the table.
+        out_dir: defaults to ``benchmarks/results``.
+    """
+    out = Path(out_dir) if out_dir is not None else RESULTS_DIR
+    env = environment()
+    payload = {"suite": name, "environment": env, "settings": settings or {}, "summary": summary or {}, "rows": list(rows)}
+    json_path = write_json(out / f"{name}.json", payload)
+
+    cols = list(columns or (list(rows[0]) if rows else []))
+    md = [f"# {title}", ""]
+    if summary:
+        md += [f"- **{k}**: {_fmt(v)}" for k, v in summary.items()] + [""]
+    md += [markdown_table(rows, cols, headers), ""]
+    for heading, body in sections:
+        md += [f"## {heading}", "", body.rstrip(), ""]
+    if settings:
+        md += ["## Settings", ""] + [f"- {k}: {_fmt(v)}" for k, v in settings.items()] + [""]
+    md += ["## Environment", ""] + [f"- {k}: {_fmt(v)}" for k, v in env.items()] + [""]
+    md += [f"Raw data: [{json_path.name}]({json_path.name})", ""]
+    md_path = write_text(out / f"{name}.md", "\n".join(md))
+    return json_path, md_path

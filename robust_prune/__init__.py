@@ -1,0 +1,37 @@
+"""robust_prune: adversarially robust pruning for timm model zoos.
+
+Implements "Achieving Adversarial Robustness via Sparsity" (Liao et al., Machine Learning 2022):
+adversarial pruning, lottery tickets with rewinding, and inverse weights inheritance (IWI).
+
+Example:
+    >>> import timm, robust_prune as rp
+    >>> result = rp.robustify(timm.create_model("resnet18", num_classes=10), method="prune", sparsity=0.5)
+    >>> print(result.report)  # doctest: +SKIP
+"""
+
+from ._version import __version__
+from .adapters import get_adapter, list_adapters
+from .api import RobustifyResult, robustify
+from .config import AttackConfig, PruneConfig, RobustifyConfig, TrainConfig
+from .evaluation import RobustnessReport, evaluate
+from .hub import from_pretrained, save_pretrained
+from .pruning import PruneResult, PruningRecord, prune
+
+__all__ = [
+    "__version__",
+    "AttackConfig",
+    "PruneConfig",
+    "PruneResult",
+    "PruningRecord",
+    "RobustifyConfig",
+    "RobustifyResult",
+    "RobustnessReport",
+    "TrainConfig",
+    "evaluate",
+    "from_pretrained",
+    "get_adapter",
+    "list_adapters",
+    "prune",
+    "robustify",
+    "save_pretrained",
+]

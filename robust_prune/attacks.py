@@ -1,0 +1,87 @@
+"""Attack names -> configured torchattacks objects, run without side effects.
+
+Every attack here takes pixel-space inputs in [0, 1] (normalisation is inside the model) and leaves
+the global RNG state, the parameters' ``.grad`` and every module's train/eval flag exactly as it
+found them: torchattacks reseeds the global generator (APGD, FAB, Square), leaves gradients behind
+(FAB, CW) and calls ``model.train()`` on the whole model afterwards.
+
+Example:
+    >>> from robust_prune import AttackConfig
+    >>> from robust_prune.attacks import run_attack
+    >>> x_adv = run_attack(model, x, y, AttackConfig(name="pgd", eps=8 / 255, steps=10))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+import torchattacks
+from torch import nn
+
+from .config import AttackConfig
+from .errors import ConfigError
+
+__all__ = ["build_attack", "run_attack", "preserve_state"]
+
+
+@contextlib.contextmanager
+def preserve_state(model: nn.Module, *, seed: int | None = None) -> Iterator[None]:
+    """Restore the global RNG, parameter gradients and per-module train flags on exit.
+
+    With ``seed``, the body runs under ``torch.manual_seed(seed)`` on a forked generator.
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    grads = [(p, None if p.grad is None else p.grad.detach().clone()) for p in model.parameters()]
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        if seed is not None:
+            torch.manual_seed(seed)
+        try:
+            yield
+        finally:
+            for module, mode in modes:
+                module.training = mode
+            for param, grad in grads:
+                param.grad = grad
+
+
+def build_attack(model: nn.Module, config: AttackConfig) -> torchattacks.attack.Attack:
+    """A torchattacks object configured from ``config`` (eps must be resolved)."""
+    if config.eps is None:
+        raise ConfigError("The attack's eps is not set; pass eps= or let the dataset supply its default.")
+    eps, alpha, steps = float(config.eps), float(config.resolved_step_size()), int(config.steps)
+    name, linf = config.name, config.norm == "Linf"
+    if name == "fgsm":
+        if not linf:
+            raise ConfigError("FGSM here is an L-inf attack; use name='pgd', norm='L2', steps=1 for an L2 step.")
+        return torchattacks.FGSM(model, eps=eps)
+    if name == "pgd":
+        if linf:
+            return torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=config.random_start)
+        return torchattacks.PGDL2(model, eps=eps, alpha=alpha, steps=steps, random_start=config.random_start)
+    from ._attack_zoo import build_extra_attack  # the evaluation-only attacks
+
+    return build_extra_attack(model, config)
+
+
+def run_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, config: AttackConfig) -> torch.Tensor:
+    """Adversarial examples for ``images`` under ``config``, computed in eval mode with no side effects.
+
+    PGD restarts keep, per image, the first restart that fools the model.
+    """
+    with preserve_state(model, seed=config.seed):
+        model.eval()
+        attack = build_attack(model, config)
+        attack.set_model_training_mode(model_training=False)
+        restarts = config.restarts if config.name == "pgd" else 1
+        best = attack(images, labels)
+        for _ in range(restarts - 1):
+            with torch.no_grad():
+                fooled = model(best).argmax(1) != labels
+            if bool(fooled.all()):
+                break
+            candidate = attack(images, labels)
+            best = torch.where(fooled.view(-1, 1, 1, 1), best, candidate)
+    return best.detach()

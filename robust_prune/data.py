@@ -1,0 +1,278 @@
+"""Datasets in [0, 1] pixel space, with channels and size matched to the model.
+
+The embedded default is scikit-learn's ``load_digits`` (1,797 real 8x8 handwritten digits, shipped inside
+scikit-learn), split 80/20 with a fixed seed and resized. torchvision datasets load from a local root
+with ``download=False`` unless asked; an image folder is ``root/train`` and ``root/test`` (or ``val``).
+
+Example:
+    >>> from robust_prune.data import load_data
+    >>> bundle = load_data("digits", image_size=32, channels=3)
+    >>> x, y = next(iter(bundle.train))
+    >>> x.shape[1:], float(x.min()) >= 0.0, float(x.max()) <= 1.0
+    (torch.Size([3, 32, 32]), True, True)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+
+from .errors import DatasetError, DatasetNotFoundError
+
+__all__ = ["DataBundle", "load_data", "DATASETS", "default_eps"]
+
+# Default L-inf budgets in pixel units, the common choice for each dataset.
+_DEFAULT_EPS = {
+    "digits": 0.1,
+    "mnist": 0.3,
+    "fashion-mnist": 0.1,
+    "cifar10": 8 / 255,
+    "cifar100": 8 / 255,
+    "svhn": 8 / 255,
+    "imagefolder": 4 / 255,
+    "loaders": 8 / 255,
+}
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "svhn")
+
+
+def default_eps(name: str) -> float:
+    """The default L-inf budget for a dataset name (pixel units)."""
+    return _DEFAULT_EPS.get(name, 8 / 255)
+
+
+@dataclass
+class DataBundle:
+    """Train and test loaders plus what the rest of the pipeline needs to know about them."""
+
+    train: DataLoader
+    test: DataLoader
+    num_classes: int
+    channels: int
+    image_size: int
+    name: str
+    default_eps: float
+
+    def spec(self) -> dict[str, Any]:
+        """A JSON-able description stored with results."""
+        return {
+            "name": self.name,
+            "num_classes": self.num_classes,
+            "channels": self.channels,
+            "image_size": self.image_size,
+            "train_size": _len(self.train),
+            "test_size": _len(self.test),
+            "default_eps": self.default_eps,
+        }
+
+
+def _len(loader: DataLoader) -> int | None:
+    try:
+        return len(loader.dataset)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+class _Fitted(Dataset):
+    """Resizes and matches the channels of another dataset's [0, 1] images."""
+
+    def __init__(self, base: Dataset, image_size: int, channels: int) -> None:
+        self.base, self.image_size, self.channels = base, image_size, channels
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image, label = self.base[index]
+        return _fit_images(image.unsqueeze(0), self.image_size, self.channels)[0], int(label)
+
+
+def _fit_images(images: torch.Tensor, image_size: int, channels: int) -> torch.Tensor:
+    """(N, C, H, W) in [0, 1] -> (N, channels, image_size, image_size) in [0, 1]."""
+    if images.dim() != 4:
+        raise DatasetError(f"Images must have shape (N, C, H, W); got {tuple(images.shape)}.")
+    if images.shape[-2:] != (image_size, image_size):
+        images = F.interpolate(images, size=(image_size, image_size), mode="bilinear", align_corners=False)
+    c = images.shape[1]
+    if c != channels:
+        if c == 1:
+            images = images.expand(-1, channels, -1, -1)
+        elif channels == 1:
+            images = images.mean(dim=1, keepdim=True)
+        else:
+            raise DatasetError(f"Cannot turn {c}-channel images into {channels} channels; give the model {c} inputs.")
+    return images.clamp(0.0, 1.0).contiguous()
+
+
+def _digits(image_size: int, channels: int, seed: int) -> tuple[Dataset, Dataset, int]:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    labels = torch.tensor(digits.target, dtype=torch.long)
+    train_idx, test_idx = train_test_split(
+        list(range(len(labels))), test_size=0.2, random_state=seed, stratify=digits.target
+    )
+    images = _fit_images(images, image_size, channels)
+    return (
+        TensorDataset(images[train_idx], labels[train_idx]),
+        TensorDataset(images[test_idx], labels[test_idx]),
+        10,
+    )
+
+
+_TORCHVISION = {
+    "mnist": ("MNIST", 10),
+    "fashion-mnist": ("FashionMNIST", 10),
+    "cifar10": ("CIFAR10", 10),
+    "cifar100": ("CIFAR100", 100),
+    "svhn": ("SVHN", 10),
+}
+
+
+def _torchvision(name: str, root: str | os.PathLike[str] | None, download: bool) -> tuple[Dataset, Dataset, int]:
+    import torchvision
+    from torchvision import transforms
+
+    if root is None:
+        raise DatasetNotFoundError(
+            f"Dataset {name!r} needs a local folder: pass root=DIR (CLI: --data-dir DIR) holding torchvision's "
+            f"files, or add download=True (--download) on a machine with internet."
+        )
+    cls_name, num_classes = _TORCHVISION[name]
+    cls = getattr(torchvision.datasets, cls_name)
+    to_tensor = transforms.ToTensor()
+    try:
+        if name == "svhn":
+            train = cls(str(root), split="train", download=download, transform=to_tensor)
+            test = cls(str(root), split="test", download=download, transform=to_tensor)
+        else:
+            train = cls(str(root), train=True, download=download, transform=to_tensor)
+            test = cls(str(root), train=False, download=download, transform=to_tensor)
+    except RuntimeError as exc:
+        raise DatasetNotFoundError(
+            f"{name} was not found under {root}: {exc}. Put torchvision's {cls_name} files there, "
+            "or pass download=True (--download) on a machine with internet."
+        ) from exc
+    return train, test, num_classes
+
+
+def _image_folder(root: Path, seed: int) -> tuple[Dataset, Dataset, int]:
+    from torchvision import datasets, transforms
+
+    to_tensor = transforms.ToTensor()
+    test_dir = next((root / s for s in ("test", "val") if (root / s).is_dir()), None)
+    try:
+        if (root / "train").is_dir() and test_dir is not None:
+            train = datasets.ImageFolder(str(root / "train"), transform=to_tensor)
+            test = datasets.ImageFolder(str(test_dir), transform=to_tensor)
+            if train.classes != test.classes:
+                raise DatasetError(f"{root}/train and {test_dir} have different class folders.")
+            return train, test, len(train.classes)
+        full = datasets.ImageFolder(str(root), transform=to_tensor)
+    except FileNotFoundError as exc:
+        raise DatasetError(f"No images found under {root}: {exc}. Use one folder per class.") from exc
+    order = torch.randperm(len(full), generator=torch.Generator().manual_seed(seed)).tolist()
+    cut = max(1, int(0.8 * len(order)))
+    return Subset(full, order[:cut]), Subset(full, order[cut:]), len(full.classes)
+
+
+def _loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, num_workers: int) -> DataLoader:
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=num_workers)
+
+
+def _check_images(loader: DataLoader, channels: int, what: str) -> tuple[int, int]:
+    try:
+        x, y = next(iter(loader))
+    except StopIteration:
+        raise DatasetError(f"The {what} data is empty; it needs at least one image per class.") from None
+    if not isinstance(x, torch.Tensor) or x.dim() != 4:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise DatasetError(f"The {what} loader must yield images of shape (N, C, H, W); got {shape}.")
+    if x.shape[1] != channels:
+        raise DatasetError(f"The {what} images have {x.shape[1]} channels but the model takes {channels}.")
+    if float(x.min()) < 0.0 or float(x.max()) > 1.0:
+        raise DatasetError(
+            f"The {what} images are outside [0, 1] (min {float(x.min()):.3f}, max {float(x.max()):.3f}). "
+            "robust_prune keeps normalisation inside the model: give it un-normalised ToTensor() images."
+        )
+    if x.shape[-1] != x.shape[-2]:
+        raise DatasetError(f"The {what} images must be square; got {tuple(x.shape[-2:])}.")
+    return int(x.shape[-1]), int(y.max()) + 1
+
+
+def load_data(
+    data: str | os.PathLike[str] | tuple[DataLoader, DataLoader] | DataBundle | None = None,
+    *,
+    image_size: int = 32,
+    channels: int = 3,
+    batch_size: int = 64,
+    root: str | os.PathLike[str] | None = None,
+    download: bool = False,
+    seed: int = 0,
+    num_workers: int = 0,
+    num_classes: int | None = None,
+) -> DataBundle:
+    """Load a dataset as [0, 1] images of ``channels`` x ``image_size`` x ``image_size``.
+
+    Args:
+        data: ``None`` or ``"digits"`` (embedded), a torchvision name (``"mnist"``, ``"fashion-mnist"``,
+            ``"cifar10"``, ``"cifar100"``, ``"svhn"``), a path to an image folder, or ``(train, test)`` loaders.
+        image_size, channels: what the model takes; images are resized and channels matched.
+        batch_size: batch size of the loaders built here.
+        root: the local folder for torchvision datasets; download: fetch them if missing.
+        seed: fixes the digits split and the shuffling order.
+        num_classes: for ``(train, test)`` loaders, the number of classes (inferred from labels if None).
+
+    Raises:
+        DatasetError, DatasetNotFoundError: unknown name, missing folder, empty data, wrong image shape.
+    """
+    if isinstance(data, DataBundle):
+        return data
+    if isinstance(data, (tuple, list)):
+        if len(data) != 2 or not all(isinstance(d, DataLoader) for d in data):
+            raise DatasetError("Pass data as a (train_loader, test_loader) pair of torch DataLoaders.")
+        train_loader, test_loader = data
+        size, seen_classes = _check_images(train_loader, channels, "training")
+        _check_images(test_loader, channels, "test")
+        classes = num_classes or len(getattr(train_loader.dataset, "classes", [])) or seen_classes
+        return DataBundle(train_loader, test_loader, classes, channels, size, "loaders", default_eps("loaders"))
+    if image_size < 8:
+        raise DatasetError(f"image_size must be at least 8 pixels, got {image_size}.")
+    name = "digits" if data is None else str(data)
+    if name == "digits":
+        train, test, classes = _digits(image_size, channels, seed)
+    elif name in _TORCHVISION:
+        base_train, base_test, classes = _torchvision(name, root, download)
+        train, test = _Fitted(base_train, image_size, channels), _Fitted(base_test, image_size, channels)
+    elif Path(name).exists():
+        if not Path(name).is_dir():
+            raise DatasetError(f"{name} is a file; an image dataset is a folder with one sub-folder per class.")
+        base_train, base_test, classes = _image_folder(Path(name), seed)
+        train, test = _Fitted(base_train, image_size, channels), _Fitted(base_test, image_size, channels)
+        name = "imagefolder"
+    elif os.sep in name or name.startswith("."):
+        raise DatasetNotFoundError(f"The data folder {name} does not exist. Check the path.")
+    else:
+        raise DatasetError(
+            f"Unknown dataset {name!r}. Use one of {', '.join(DATASETS)}, a folder of images, "
+            "or a (train_loader, test_loader) pair."
+        )
+    if len(train) == 0 or len(test) == 0:  # type: ignore[arg-type]
+        raise DatasetError(f"The {name} data is empty (train {len(train)}, test {len(test)} images).")  # type: ignore[arg-type]
+    return DataBundle(
+        train=_loader(train, batch_size, True, seed, num_workers),
+        test=_loader(test, batch_size, False, seed, num_workers),
+        num_classes=classes,
+        channels=channels,
+        image_size=image_size,
+        name=name,
+        default_eps=default_eps(name),
+    )

@@ -1,0 +1,80 @@
+"""Every exception a user of robust_prune can see.
+
+Each error names the problem and says what to do next, like huggingface_hub's errors module. All of
+them derive from :class:`RobustPruneError`, so ``except RobustPruneError`` catches everything the
+library raises on purpose. Errors about bad values also derive from :class:`ValueError` so that
+generic code keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "RobustPruneError",
+    "ConfigError",
+    "DatasetError",
+    "DatasetNotFoundError",
+    "ModelAdaptationError",
+    "UnsupportedArchitectureError",
+    "PruningError",
+    "TrainingDivergedError",
+    "CheckpointError",
+    "RunDirectoryMismatchError",
+    "NotARobustPruneFolderError",
+    "HubError",
+]
+
+
+class RobustPruneError(Exception):
+    """Base class of every error robust_prune raises on purpose."""
+
+
+class ConfigError(RobustPruneError, ValueError):
+    """An option has a value robust_prune cannot work with (negative eps, sparsity 1.0, unknown name)."""
+
+
+class DatasetError(RobustPruneError, ValueError):
+    """The data cannot be used: unknown name, empty, wrong image shape, or too few classes."""
+
+
+class DatasetNotFoundError(DatasetError, FileNotFoundError):
+    """A dataset directory or file is missing."""
+
+
+class ModelAdaptationError(RobustPruneError, ValueError):
+    """The model cannot be fitted to the data (classes, channels, input size) or is not a usable module."""
+
+
+class UnsupportedArchitectureError(RobustPruneError):
+    """A timm family that robust_prune cannot prune; raised before any weight is touched."""
+
+    def __init__(self, family: str, layer: str, reason: str) -> None:
+        self.family, self.layer, self.reason = family, layer, reason
+        super().__init__(
+            f"Cannot prune the timm family '{family}' at layer '{layer}': {reason}. "
+            "Pick a supported family (robust_prune.list_adapters()) or use structure='weight', "
+            "which works on any model."
+        )
+
+
+class PruningError(RobustPruneError):
+    """Pruning produced a broken model or a record that cannot be replayed."""
+
+
+class TrainingDivergedError(RobustPruneError, FloatingPointError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class CheckpointError(RobustPruneError):
+    """A checkpoint is corrupt, truncated or was written by something else."""
+
+
+class RunDirectoryMismatchError(CheckpointError):
+    """Resuming into a run directory that was started with a different configuration."""
+
+
+class NotARobustPruneFolderError(RobustPruneError, FileNotFoundError):
+    """A folder or Hub repository that does not hold a robust_prune model."""
+
+
+class HubError(RobustPruneError):
+    """Talking to the Hugging Face Hub failed (bad repo id, no token, missing repository, network)."""

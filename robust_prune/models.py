@@ -1,0 +1,123 @@
+"""Models in pixel space: normalisation lives inside the model, and timm models are fitted to the data.
+
+Example:
+    >>> import timm
+    >>> from robust_prune.models import NormalizedModel
+    >>> model = NormalizedModel.from_timm(timm.create_model("resnet10t", num_classes=10))
+    >>> model(torch.rand(2, 3, 32, 32)).shape
+    torch.Size([2, 10])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import timm
+import torch
+from torch import nn
+
+from robust_prune.adapters import get_adapter, unwrap_model
+
+from .errors import ModelAdaptationError
+
+__all__ = ["NormalizedModel", "create_model", "adapt_model", "normalization_of"]
+
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def normalization_of(model: nn.Module, channels: int) -> tuple[list[float], list[float]]:
+    """mean/std from timm's ``pretrained_cfg``, fitted to ``channels`` input channels."""
+    cfg = dict(getattr(unwrap_model(model), "pretrained_cfg", None) or {})
+    mean = list(cfg.get("mean", _IMAGENET_MEAN))
+    std = list(cfg.get("std", _IMAGENET_STD))
+    if len(mean) != channels:  # e.g. a 1-channel model: average the RGB statistics
+        mean = [sum(mean) / len(mean)] * channels
+        std = [sum(std) / len(std)] * channels
+    return [float(m) for m in mean], [float(s) for s in std]
+
+
+class NormalizedModel(nn.Module):
+    """Wraps a model so it takes images in [0, 1] and normalises them itself.
+
+    Attacks see pixel-space inputs, so eps is in pixel units. The wrapped timm model is
+    ``self.model``; its ``state_dict()`` keeps timm's keys.
+
+    Args:
+        model: the model that expects normalised inputs.
+        mean, std: per-channel statistics.
+    """
+
+    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        if len(mean) != len(std):
+            raise ModelAdaptationError(f"mean has {len(mean)} channels but std has {len(std)}.")
+        self.model = model
+        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
+
+    @property
+    def robust_prune_inner(self) -> nn.Module:
+        return self.model
+
+    @classmethod
+    def from_timm(cls, model: nn.Module) -> NormalizedModel:
+        """Wrap a timm model with the mean/std of its ``pretrained_cfg`` (no-op if already wrapped)."""
+        if isinstance(model, NormalizedModel):
+            return model
+        channels = get_adapter(model, warn=False).in_chans(model)
+        mean, std = normalization_of(model, channels)
+        return cls(model, mean, std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model((x - self.mean) / self.std)
+
+
+def create_model(name: str, *, pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """``timm.create_model`` that remembers its arguments, so a pruned copy can be rebuilt later.
+
+    Example:
+        >>> model = create_model("resnet10t", num_classes=10)
+        >>> model.robust_prune_model_args
+        {'num_classes': 10}
+    """
+    try:
+        model = timm.create_model(name, pretrained=pretrained, **kwargs)
+    except RuntimeError as exc:
+        if "Unknown model" in str(exc) or "Invalid model" in str(exc):
+            raise ModelAdaptationError(
+                f"timm has no model called {name!r}. List them with timm.list_models('{name[:4]}*')."
+            ) from exc
+        raise
+    model.robust_prune_model_args = dict(kwargs)
+    return model
+
+
+def adapt_model(model: nn.Module, *, num_classes: int) -> nn.Module:
+    """Fit a timm model's classifier to ``num_classes`` (timm's ``reset_classifier``), in place.
+
+    Raises:
+        ModelAdaptationError: for a non-module, or a model whose classifier cannot be reset.
+    """
+    if not isinstance(model, nn.Module):
+        raise ModelAdaptationError(
+            f"Expected a torch.nn.Module such as timm.create_model('resnet18'), got {type(model).__name__}."
+        )
+    if num_classes < 2:
+        raise ModelAdaptationError(f"The data has {num_classes} class(es); classification needs at least 2.")
+    inner = unwrap_model(model)
+    current = getattr(inner, "num_classes", None)
+    if current == num_classes:
+        return model
+    reset = getattr(inner, "reset_classifier", None)
+    if reset is None:
+        raise ModelAdaptationError(
+            f"The model has {current} outputs but the data has {num_classes} classes, and "
+            f"{type(inner).__name__} has no reset_classifier(). Create it with num_classes={num_classes}."
+        )
+    reset(num_classes)
+    recorded = getattr(inner, "robust_prune_model_args", None)
+    if isinstance(recorded, dict):
+        recorded["num_classes"] = num_classes
+    return model

@@ -1,0 +1,158 @@
+"""The pruning record: what was removed, stored as data (JSON + tensors), never as a pickle.
+
+A channel-pruned model is rebuilt by creating the timm architecture and replaying the record's
+torch-pruning history; a weight-pruned model keeps the architecture and carries its masks.
+
+Example:
+    >>> import timm, robust_prune as rp
+    >>> result = rp.prune(timm.create_model("resnet10t", num_classes=10), 0.5)
+    >>> again = rp.pruning.rebuild_model(result.record)   # fresh timm model, same pruned shapes
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import timm
+import torch
+from torch import nn
+
+from ..errors import PruningError
+
+__all__ = ["PruningRecord", "apply_module_attrs", "rebuild_model", "replay_history"]
+
+RECORD_VERSION = 1
+
+
+@dataclass
+class PruningRecord:
+    """What pruning did to a timm model, in a form that survives JSON.
+
+    Attributes:
+        structure: ``"channel"``, ``"weight"`` or ``"none"`` (dense).
+        sparsity: the requested fraction removed.
+        adapter: the adapter that pruned it.
+        architecture: timm's registered model name (``None`` for non-timm models, which cannot be rebuilt).
+        model_args: keyword arguments of ``timm.create_model`` that rebuild the unpruned architecture.
+        input_size: ``[channels, height, width]`` used to trace the dependency graph.
+        history: torch-pruning's pruning history, ``[module name, is_out_channels, indices]`` per step.
+        module_attrs: attributes set after pruning (e.g. attention ``num_heads``), ``{module: {attr: value}}``.
+        masks: weight masks ``{parameter name: bool tensor}`` (stored beside the weights, not in JSON).
+        stats: measured outcome (achieved sparsity, parameters, MACs).
+        extra: method-specific facts (lottery rounds, growth) that travel with the model.
+    """
+
+    structure: str = "none"
+    sparsity: float = 0.0
+    adapter: str = "generic"
+    architecture: str | None = None
+    model_args: dict[str, Any] = field(default_factory=dict)
+    input_size: list[int] = field(default_factory=lambda: [3, 32, 32])
+    history: list[list[Any]] = field(default_factory=list)
+    module_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    masks: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    stats: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form; masks are listed by name only (their tensors go to safetensors)."""
+        return {
+            "version": RECORD_VERSION,
+            "structure": self.structure,
+            "sparsity": self.sparsity,
+            "adapter": self.adapter,
+            "architecture": self.architecture,
+            "model_args": copy.deepcopy(self.model_args),
+            "input_size": list(self.input_size),
+            "history": [[name, bool(out), [int(i) for i in idxs]] for name, out, idxs in self.history],
+            "module_attrs": copy.deepcopy(self.module_attrs),
+            "mask_names": sorted(self.masks),
+            "stats": copy.deepcopy(self.stats),
+            "extra": copy.deepcopy(self.extra),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], masks: dict[str, torch.Tensor] | None = None) -> PruningRecord:
+        if not isinstance(data, dict) or "structure" not in data:
+            raise PruningError("Not a robust_prune pruning record (no 'structure' field).")
+        if int(data.get("version", 1)) > RECORD_VERSION:
+            raise PruningError(
+                f"This pruning record has version {data['version']}; upgrade robust_prune to read it "
+                "(pip install -U robust-prune)."
+            )
+        masks = dict(masks or {})
+        missing = set(data.get("mask_names", [])) - set(masks)
+        if missing:
+            raise PruningError(f"The record names masks that were not supplied: {sorted(missing)[:5]}.")
+        return cls(
+            structure=data["structure"],
+            sparsity=float(data.get("sparsity", 0.0)),
+            adapter=data.get("adapter", "generic"),
+            architecture=data.get("architecture"),
+            model_args=dict(data.get("model_args", {})),
+            input_size=list(data.get("input_size", [3, 32, 32])),
+            history=[list(step) for step in data.get("history", [])],
+            module_attrs=dict(data.get("module_attrs", {})),
+            masks=masks,
+            stats=dict(data.get("stats", {})),
+            extra=dict(data.get("extra", {})),
+        )
+
+
+def apply_module_attrs(model: nn.Module, module_attrs: dict[str, dict[str, Any]]) -> None:
+    """Set recorded attributes (attention heads and the like) on a model's submodules."""
+    for name, attrs in module_attrs.items():
+        module = model.get_submodule(name) if name else model
+        for attr, value in attrs.items():
+            setattr(module, attr, value)
+
+
+def replay_history(model: nn.Module, record: PruningRecord) -> nn.Module:
+    """Replay a channel record on an unpruned model of the same architecture, in place."""
+    import torch_pruning as tp
+
+    from robust_prune.adapters import adapter_by_name
+
+    if not record.history:
+        apply_module_attrs(model, record.module_attrs)
+        return model
+    adapter = adapter_by_name(record.adapter)
+    example = torch.rand(1, *record.input_size)
+    kwargs = adapter.pruner_kwargs(model)
+    was_training = model.training
+    model.eval()
+    # ignored parameters (e.g. a position embedding left alone) were skipped when pruning: skip them here too
+    ignored_params = [p for p in adapter.ignored_layers(model) if isinstance(p, nn.Parameter)]
+    with adapter.graph_context(model), torch.enable_grad():
+        graph = tp.DependencyGraph().build_dependency(
+            model,
+            example_inputs=example,
+            unwrapped_parameters=adapter.unwrapped_parameters(model) or None,
+            customized_pruners=kwargs.get("customized_pruners"),
+            ignored_params=ignored_params,
+        )
+        try:
+            graph.load_pruning_history([tuple(step) for step in record.history])
+        except (AttributeError, IndexError, RuntimeError) as exc:
+            raise PruningError(
+                f"Could not replay the pruning record on {record.architecture}: {exc}. "
+                "The record was made for a different architecture or model arguments."
+            ) from exc
+    apply_module_attrs(model, record.module_attrs)
+    model.train(was_training)
+    return model
+
+
+def rebuild_model(record: PruningRecord) -> nn.Module:
+    """A fresh timm model with the record's pruned shapes (weights still random: load them next)."""
+    if not record.architecture:
+        raise PruningError("This record has no timm architecture name, so the model cannot be rebuilt from it.")
+    try:
+        model = timm.create_model(record.architecture, pretrained=False, **record.model_args)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise PruningError(f"timm could not create {record.architecture!r} with {record.model_args}: {exc}") from exc
+    if record.structure == "channel":
+        replay_history(model, record)
+    return model.eval()
