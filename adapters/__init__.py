@@ -8,6 +8,7 @@ from ._base import Adapter, GenericAdapter, adapter_by_name, get_adapter, list_a
 
 # Family modules register themselves on import.
 from . import (  # noqa: F401, E402  isort: skip
+    beit,
     byobnet,
     cait,
     convnext,

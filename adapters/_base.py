@@ -30,8 +30,10 @@ from ._common import (
     frozen_class,
     is_multiplier_conv,
     opaque_modules,
+    patched_forwards,
     swapped_classes,
     timm_layer_pruners,
+    timm_tracing_forwards,
 )
 
 __all__ = [
@@ -195,8 +197,9 @@ class Adapter:
     def _base_graph_context(self, model: nn.Module) -> Iterator[None]:
         frozen = {m: frozen_class(type(m)) for m in self.frozen_layers(model)}
         types = tuple(k for k in self.customized_pruners(model) if isinstance(k, type))
-        with swapped_classes(frozen):
-            with opaque_modules([m for m in unwrap_model(model).modules() if isinstance(m, types)]):
+        inner = unwrap_model(model)
+        with swapped_classes(frozen), patched_forwards(timm_tracing_forwards(inner)):
+            with opaque_modules([m for m in inner.modules() if isinstance(m, types)]):
                 yield
 
     def frozen_layers(self, model: nn.Module) -> list[nn.Module]:

@@ -26,6 +26,8 @@ __all__ = [
     "is_multiplier_conv",
     "link",
     "patched_forwards",
+    "frozen_params",
+    "timm_tracing_forwards",
     "BlurPoolPruner",
     "heads_by_qkv",
     "fix_qkv_attention",
@@ -404,3 +406,43 @@ def is_multiplier_conv(m: nn.Module) -> bool:
         and m.in_channels == m.groups
         and m.out_channels != m.in_channels
     )
+
+
+def glu_tracing_forward(mlp: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """timm's GluMlp with its chunk moved to dim 1 (torch-pruning maps splits on dim 1 only); same values."""
+    h = mlp.fc1(x)
+    moved = mlp.chunk_dim != 1 and h.dim() > 2
+    t = h.movedim(-1, 1) if moved else h
+    x1, x2 = t.chunk(2, dim=1)
+    y = x1 * mlp.act(x2) if mlp.gate_last else mlp.act(x1) * x2
+    if moved:
+        y = y.movedim(1, -1)
+    return mlp.drop2(mlp.fc2(mlp.norm(mlp.drop1(y))))
+
+
+def timm_tracing_forwards(model: nn.Module) -> dict[nn.Module, Callable[..., Any]]:
+    """Tracing forwards for timm layers whose own forward torch-pruning misreads (see ``patched_forwards``)."""
+    from timm.layers.mlp import GluMlp
+
+    forwards: dict[nn.Module, Callable[..., Any]] = {}
+    for m in model.modules():
+        if type(m) is GluMlp and isinstance(m.fc1, nn.Linear):
+            forwards[m] = glu_tracing_forward
+    return forwards
+
+
+@contextlib.contextmanager
+def frozen_params(params: Iterable[nn.Parameter | None]) -> Iterator[None]:
+    """Keep parameters out of torch-pruning's graph while it traces (``requires_grad`` off, then restored).
+
+    For token parameters of a width that stays: torch-pruning turns off *all* split/concat index mapping
+    downstream of any 3-D parameter in its graph (a ViT special case), which breaks e.g. gated MLPs.
+    """
+    saved = [(p, p.requires_grad) for p in params if isinstance(p, nn.Parameter)]
+    try:
+        for p, _ in saved:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p, flag in saved:
+            p.requires_grad_(flag)

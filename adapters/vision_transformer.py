@@ -12,13 +12,15 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from timm.layers import AttentionPoolLatent
 from torch import nn
 
 from ._base import Adapter, Example, register_adapter, unwrap_model
-from ._common import fix_qkv_attention, fixed_img_size, heads_by_qkv, modules_of_type
+from ._common import fix_qkv_attention, fixed_img_size, frozen_params, heads_by_qkv, modules_of_type
 
 _TOKENS = ("cls_token", "reg_token", "dist_token", "pos_embed")
 
@@ -66,6 +68,46 @@ class TokenTransformerAdapter(Adapter):
         attrs = super().after_prune(model, num_heads)
         attrs.update(fix_qkv_attention(unwrap_model(model), num_heads, unfuse=self.unfuse_attention))
         return attrs
+
+    def fixed_input_size(self, model: nn.Module) -> tuple[int, int] | None:
+        return fixed_img_size(unwrap_model(model))
+
+    def model_args(self, model: nn.Module) -> dict[str, Any]:
+        args = super().model_args(model)
+        size = self.fixed_input_size(model)
+        if size is not None:
+            args.setdefault("img_size", list(size) if size[0] != size[1] else size[0])
+        return args
+
+
+class FixedWidthTransformerAdapter(Adapter):
+    """ViT-style models whose attention reshapes its output to the *input* width (``reshape(B, N, C)``), so
+    the attention width must equal the embedding width: both stay, the MLP hidden widths are pruned.
+
+    Subclasses list their attention classes in ``attention_types``. The token parameters are kept out of
+    the traced graph (``frozen_params``), which keeps torch-pruning's split/concat index mapping on (e.g.
+    for gated MLPs). The residual width is untouched, so growth is exact.
+    """
+
+    attention_types: tuple[type, ...] = ()
+    projections: tuple[str, ...] = ("qkv", "q_proj", "k_proj", "v_proj", "q", "k", "v", "gate", "proj_l", "proj_w")
+
+    def ignored_layers(self, model: nn.Module) -> list[nn.Module]:
+        inner = unwrap_model(model)
+        layers = super().ignored_layers(model)
+        embed = getattr(getattr(inner, "patch_embed", None), "proj", None)
+        if isinstance(embed, nn.Module):
+            layers.append(embed)
+        for m in inner.modules():
+            if isinstance(m, self.attention_types):
+                layers += [getattr(m, n) for n in self.projections if isinstance(getattr(m, n, None), nn.Linear)]
+        return layers
+
+    @contextlib.contextmanager
+    def graph_context(self, model: nn.Module) -> Iterator[None]:
+        inner = unwrap_model(model)
+        with frozen_params(getattr(inner, n, None) for n in _TOKENS), super().graph_context(model):
+            yield
 
     def fixed_input_size(self, model: nn.Module) -> tuple[int, int] | None:
         return fixed_img_size(unwrap_model(model))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torchattacks
@@ -23,7 +24,7 @@ from torch import nn
 from .config import AttackConfig
 from .errors import ConfigError
 
-__all__ = ["build_attack", "run_attack", "preserve_state"]
+__all__ = ["build_attack", "run_attack", "run_attack_detailed", "preserve_state"]
 
 
 @contextlib.contextmanager
@@ -48,7 +49,15 @@ def preserve_state(model: nn.Module, *, seed: int | None = None) -> Iterator[Non
 
 
 def build_attack(model: nn.Module, config: AttackConfig) -> torchattacks.attack.Attack:
-    """A torchattacks object configured from ``config`` (eps must be resolved)."""
+    """A torchattacks object configured from ``config`` (eps must be resolved, except for ``cw``).
+
+    Example:
+        >>> attack = build_attack(model, AttackConfig(name="pgd", eps=0.1, steps=10))  # doctest: +SKIP
+    """
+    if config.name not in ("fgsm", "pgd"):
+        from ._attack_zoo import build_extra_attack  # the evaluation-only attacks
+
+        return build_extra_attack(model, config)
     if config.eps is None:
         raise ConfigError("The attack's eps is not set; pass eps= or let the dataset supply its default.")
     eps, alpha, steps = float(config.eps), float(config.resolved_step_size()), int(config.steps)
@@ -57,20 +66,36 @@ def build_attack(model: nn.Module, config: AttackConfig) -> torchattacks.attack.
         if not linf:
             raise ConfigError("FGSM here is an L-inf attack; use name='pgd', norm='L2', steps=1 for an L2 step.")
         return torchattacks.FGSM(model, eps=eps)
-    if name == "pgd":
-        if linf:
-            return torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=config.random_start)
-        return torchattacks.PGDL2(model, eps=eps, alpha=alpha, steps=steps, random_start=config.random_start)
-    from ._attack_zoo import build_extra_attack  # the evaluation-only attacks
-
-    return build_extra_attack(model, config)
+    if linf:
+        return torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=config.random_start)
+    return torchattacks.PGDL2(model, eps=eps, alpha=alpha, steps=steps, random_start=config.random_start)
 
 
 def run_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, config: AttackConfig) -> torch.Tensor:
     """Adversarial examples for ``images`` under ``config``, computed in eval mode with no side effects.
 
     PGD restarts keep, per image, the first restart that fools the model.
+
+    Example:
+        >>> x_adv = run_attack(model, x, y, AttackConfig(name="apgd-ce", eps=0.1, steps=20))  # doctest: +SKIP
     """
+    return run_attack_detailed(model, images, labels, config)[0]
+
+
+def run_attack_detailed(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, config: AttackConfig
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Like :func:`run_attack`, also returning what the attack reports about itself.
+
+    The dictionary holds ``breakdown`` (points broken per AutoAttack sub-attack), ``skipped`` and
+    ``budget`` for AutoAttack; it is empty for the other attacks.
+
+    Example:
+        >>> x_adv, info = run_attack_detailed(model, x, y, AttackConfig(name="autoattack", eps=0.1))  # doctest: +SKIP
+        >>> info["breakdown"]  # doctest: +SKIP
+        {'apgd-ce': 10, 'apgd-t': 1, 'fab-t': 0, 'square': 0}
+    """
+    info: dict[str, Any] = {}
     with preserve_state(model, seed=config.seed):
         model.eval()
         attack = build_attack(model, config)
@@ -84,4 +109,10 @@ def run_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, con
                 break
             candidate = attack(images, labels)
             best = torch.where(fooled.view(-1, 1, 1, 1), best, candidate)
-    return best.detach()
+        if hasattr(attack, "breakdown"):
+            info = {
+                "breakdown": dict(attack.breakdown),
+                "skipped": list(getattr(attack, "skipped", [])),
+                "budget": attack.budget.describe(),
+            }
+    return best.detach(), info

@@ -208,7 +208,8 @@ class PruneConfig(_JsonConfig):
         structure: ``"channel"`` (torch-pruning, the model gets smaller) or ``"weight"`` (masks).
         importance: ``"magnitude"``, ``"taylor"`` (adversarial loss, channel), ``"random"`` (control) or
             ``"robust"`` (|w * grad of the adversarial loss|, weight).
-        scope: ``"global"`` ranking across layers or ``"layerwise"`` uniform sparsity.
+        scope: ``"global"`` ranking across layers or ``"layerwise"`` uniform sparsity; ``None`` picks the
+            structure's default (``"global"`` magnitude for weights, ``"layerwise"`` for channels).
         prune_first_layer, prune_classifier: whether the stem and the classifier may lose weights.
         rounds: iterative pruning rounds (lottery); each removes the same fraction of what is left.
         rewind_epoch: lottery rewinding point (0 = the initialisation).
@@ -223,7 +224,7 @@ class PruneConfig(_JsonConfig):
     sparsity: float = 0.5
     structure: str = "channel"
     importance: str = "magnitude"
-    scope: str = "layerwise"
+    scope: str | None = None
     prune_first_layer: bool = False
     prune_classifier: bool = False
     round_to: int | None = None
@@ -236,6 +237,8 @@ class PruneConfig(_JsonConfig):
         _check_sparsity(self.sparsity)
         _choice(self.structure, STRUCTURES, "structure")
         _choice(self.importance, IMPORTANCES, "importance")
+        if self.scope is None:
+            object.__setattr__(self, "scope", "global" if self.structure == "weight" else "layerwise")
         _choice(self.scope, SCOPES, "scope")
         if not isinstance(self.rounds, int) or self.rounds < 1:
             raise ConfigError(f"rounds must be a positive integer, got {self.rounds!r}.")

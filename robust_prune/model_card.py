@@ -1,32 +1,238 @@
-"""The Hugging Face model card (README.md) of a saved robust_prune model."""
+"""The Hugging Face model card (README.md) of a saved robust_prune model.
+
+The card is built with huggingface_hub's ``ModelCard`` / ``ModelCardData`` / ``EvalResult``: YAML metadata
+(library, tags, dataset, license, base model) and a ``model-index`` with one result for clean accuracy and one per
+attack, the threat model in each metric's name and config. :func:`card_metrics` parses a card back with
+huggingface_hub, so what the Hub shows can be checked against the report.
+
+Example:
+    >>> card = build_model_card(config, report, repo_id="me/resnet10t-digits")  # doctest: +SKIP
+    >>> card_metrics(str(card)) == report_metrics(report)  # doctest: +SKIP
+    True
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .evaluation import RobustnessReport
+from .evaluation import AttackResult, RobustnessReport
 
-__all__ = ["build_model_card"]
+__all__ = ["CITATION", "build_model_card", "card_metrics", "eval_results", "report_metrics", "timm_loadable"]
+
+CITATION = """@article{liao2022achieving,
+  title   = {Achieving Adversarial Robustness via Sparsity},
+  author  = {Liao, Ningyi and Wang, Shufan and Xiang, Liyao and Ye, Nanyang and Shao, Shuo and Chu, Pengzhi},
+  journal = {Machine Learning},
+  volume  = {111},
+  pages   = {685--711},
+  year    = {2022},
+  eprint  = {2009.05423},
+  archivePrefix = {arXiv}
+}"""
+
+# robust_prune dataset name -> (Hub dataset id, pretty name); unknown names are used as they are.
+_DATASETS = {
+    "cifar10": ("uoft-cs/cifar10", "CIFAR-10"),
+    "cifar100": ("uoft-cs/cifar100", "CIFAR-100"),
+    "mnist": ("ylecun/mnist", "MNIST"),
+    "fashion-mnist": ("zalando-datasets/fashion_mnist", "Fashion-MNIST"),
+    "svhn": ("ufldl-stanford/svhn", "SVHN"),
+    "digits": ("digits", "scikit-learn digits (8x8, upsampled)"),
+}
+CLEAN_METRIC = "clean"
 
 
-def build_model_card(config: dict[str, Any], report: RobustnessReport | None) -> ModelCard:
-    """A model card with YAML metadata and the report table."""
-    section = config.get("robust_prune", {})
-    data = ModelCardData(
-        library_name="robust_prune",
-        tags=["robust_prune", "adversarial-robustness", "pruning", "timm", "image-classification"],
-        license="apache-2.0",
-    )
-    body = [
-        f"# {config.get('architecture')} ({section.get('method', 'dense')}, {section.get('structure')})",
+def timm_loadable(config: dict[str, Any]) -> bool:
+    """Whether timm's own ``create_model("hf-hub:...")`` can load the folder (no channel was removed)."""
+    record = config.get("robust_prune", {}).get("record", {})
+    return not record.get("history") and not record.get("module_attrs")
+
+
+def _dataset(config: dict[str, Any], report: RobustnessReport | None) -> tuple[str, str]:
+    data = config.get("robust_prune", {}).get("data") or {}
+    name = data.get("name") if isinstance(data, dict) else None
+    name = str(name or (report.meta.get("data") if report is not None else None) or "unknown")
+    return _DATASETS.get(name, (name, name))
+
+
+def _attack_config(res: AttackResult) -> str:
+    return f"{res.name} {res.norm} eps={res.eps:.6g} steps={res.steps} restarts={res.restarts}"
+
+
+def eval_results(report: RobustnessReport, dataset_id: str, dataset_name: str) -> list[EvalResult]:
+    """One ``EvalResult`` for clean accuracy and one per attack (threat model in the metric's name and config)."""
+    common = {"task_type": "image-classification", "dataset_type": dataset_id, "dataset_name": dataset_name}
+    results = [
+        EvalResult(
+            **common,
+            dataset_split="test",
+            metric_type="accuracy",
+            metric_name="clean accuracy",
+            metric_value=float(report.clean_accuracy),
+            metric_config=CLEAN_METRIC,
+        )
+    ]
+    for name, res in report.attacks.items():
+        results.append(
+            EvalResult(
+                **common,
+                dataset_split="test",
+                metric_type="robust_accuracy",
+                metric_name=f"{name} robust accuracy ({res.threat_model()}, {res.steps} steps)",
+                metric_value=float(res.accuracy),
+                metric_config=_attack_config(res),
+            )
+        )
+    return results
+
+
+def report_metrics(report: RobustnessReport) -> dict[str, float]:
+    """``{metric config: value}`` of a report, in the form :func:`card_metrics` returns."""
+    metrics = {CLEAN_METRIC: float(report.clean_accuracy)}
+    metrics.update({_attack_config(res): float(res.accuracy) for res in report.attacks.values()})
+    return metrics
+
+
+def card_metrics(card: str | ModelCard) -> dict[str, float]:
+    """Parse a card's ``model-index`` back with huggingface_hub: ``{metric config: value}``.
+
+    Example:
+        >>> card_metrics(open("out/run1/README.md").read())  # doctest: +SKIP
+        {'clean': 0.97, 'pgd Linf eps=0.1 steps=20 restarts=1': 0.81}
+    """
+    parsed = card if isinstance(card, ModelCard) else ModelCard(card)
+    return {str(r.metric_config): float(r.metric_value) for r in parsed.data.eval_results or []}
+
+
+def _load_section(repo: str, timm_ok: bool, cfg: dict[str, Any]) -> list[str]:
+    lines = [
+        "## How to load",
+        "",
+        "With robust_prune (normalisation inside the model, eval mode, inputs are images in [0, 1]):",
         "",
         "```python",
+        "import torch",
         "import robust_prune as rp",
-        'model = rp.from_pretrained("THIS_REPO")',
+        "",
+        f'model = rp.from_pretrained("{repo}")',
+        f"logits = model(torch.rand(1, {', '.join(str(s) for s in cfg.get('input_size', [3, 32, 32]))}))",
+        "print(model.robustness_report)",
         "```",
+        "",
+    ]
+    if timm_ok:
+        lines += [
+            "No channel was removed, so timm loads it too. timm's model expects normalised inputs: apply the "
+            "mean/std of its `pretrained_cfg` (`timm.data.resolve_data_config` / `create_transform`), which "
+            "robust_prune does inside the model.",
+            "",
+            "```python",
+            "import timm",
+            "",
+            f'model = timm.create_model("hf-hub:{repo}", pretrained=True).eval()',
+            "```",
+        ]
+    else:
+        lines += [
+            "Channels were removed (structured pruning), so `timm.create_model(\"hf-hub:...\")` cannot load these "
+            "weights: robust_prune rebuilds the architecture from the timm name and the pruning record stored in "
+            "config.json, then loads the weights with `strict=True`.",
+        ]
+    return lines + [""]
+
+
+def build_model_card(config: dict[str, Any], report: RobustnessReport | None, *, repo_id: str | None = None) -> ModelCard:
+    """A model card: YAML metadata, model-index, how to load it, the report, sanity checks, method and citation.
+
+    Args:
+        config: the folder's config.json content (timm fields plus the ``robust_prune`` section).
+        report: the robustness report (no model-index without one).
+        repo_id: the Hub repository the card is for (used in the loading code); a placeholder when None.
+
+    Example:
+        >>> card = build_model_card(config, report, repo_id="me/resnet10t-digits")  # doctest: +SKIP
+        >>> card.data.library_name  # doctest: +SKIP
+        'robust_prune'
+    """
+    section = config.get("robust_prune", {})
+    record = section.get("record", {})
+    arch = str(config.get("architecture"))
+    method, structure = section.get("method", "dense"), section.get("structure", "none")
+    dataset_id, dataset_name = _dataset(config, report)
+    timm_ok = timm_loadable(config)
+    repo = repo_id or "REPO_ID"
+    tags = ["robust_prune", "adversarial-robustness", "pruning", "image-classification", f"method-{method}"]
+    tags += ["timm"] if timm_ok else []
+    base_model = section.get("base_model") or record.get("extra", {}).get("base_model")
+    data = ModelCardData(
+        library_name="robust_prune",
+        license=section.get("license", "apache-2.0"),
+        tags=tags,
+        datasets=[dataset_id] if "/" in dataset_id else None,
+        base_model=base_model,
+        pipeline_tag="image-classification",
+        model_name=repo_id or f"{arch}-{dataset_id.split('/')[-1]}-{method}",
+        eval_results=eval_results(report, dataset_id, dataset_name) if report is not None else None,
+    )
+    stats = record.get("stats", {})
+    body = [
+        f"# {arch} on {dataset_name}: adversarially robust, {method} ({structure} structure)",
+        "",
+        f"A timm `{arch}` made adversarially robust with robust_prune"
+        f" (method `{method}`, structure `{structure}`, requested sparsity {float(section.get('sparsity', 0.0)):.0%}).",
+        "",
+        *_load_section(repo, timm_ok, config.get("pretrained_cfg", {})),
     ]
     if report is not None:
-        body += ["", "## Robustness report", "", report.to_markdown()]
+        body += ["## Robustness report", "", report.to_markdown(), "", "## Sanity checks", ""]
+        if report.sanity:
+            for check in report.sanity:
+                mark = "passed" if check.get("passed", False) else "**FAILED**"
+                body.append(f"- {check.get('name')}: {mark}. {check.get('detail', '')}".rstrip())
+            if not report.sanity_passed:
+                body += ["", "**Gradient-masking checks failed: treat the robust accuracies above with suspicion.**"]
+        else:
+            body.append("The gradient-masking sanity checks were not run for this report.")
+        body += [
+            "",
+            "## Size and sparsity",
+            "",
+            f"- parameters: {report.params:,}",
+            f"- MACs per image: {report.macs:,}",
+            f"- weight sparsity (zero weights in conv/linear layers): {report.sparsity:.2%}",
+        ]
+        if report.channel_ratio is not None:
+            body.append(f"- channel-width ratio: {report.channel_ratio:.3f}")
+        body.append("")
+    if stats:
+        body += ["Pruning statistics: `" + json.dumps(stats, sort_keys=True) + "`", ""]
+    body += [
+        "## Method",
+        "",
+        _METHODS.get(method, f"Method `{method}`."),
+        "Training, attack and data settings are stored in `config.json` (section `robust_prune`).",
+        "",
+        "## Citation",
+        "",
+        'Liao, Wang, Xiang, Ye et al., "Achieving Adversarial Robustness via Sparsity", Machine Learning 2022, '
+        "[arXiv:2009.05423](https://arxiv.org/abs/2009.05423).",
+        "",
+        "```bibtex",
+        CITATION,
+        "```",
+    ]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body) + "\n")
+
+
+_METHODS = {
+    "dense": "Adversarial training (PGD-AT) of the unpruned model: the baseline of the paper.",
+    "prune": "Adversarial training, pruning to the target sparsity, then adversarial fine-tuning with the inherited "
+    "weights (finding 1 of the paper: sparsity from adversarial pruning does not hurt robustness).",
+    "lottery": "Iterative magnitude pruning with rewinding to an early checkpoint under adversarial training "
+    "(finding 2: inherited lottery-ticket weights beat re-initialised sparse networks).",
+    "iwi": "Inverse weights inheritance: a pruned, adversarially trained ticket is grown back to full width and "
+    "the large network is adversarially trained from it (finding 3).",
+}

@@ -31,7 +31,7 @@ def prune(
     *,
     structure: str = "channel",
     importance: str = "magnitude",
-    scope: str = "layerwise",
+    scope: str | None = None,
     prune_first_layer: bool = False,
     prune_classifier: bool = False,
     round_to: int | None = None,
@@ -45,7 +45,8 @@ def prune(
         sparsity: fraction in [0, 1) of channels (``structure="channel"``) or prunable weights (``"weight"``).
         structure: ``"channel"`` removes whole channels with torch-pruning; ``"weight"`` masks single weights.
         importance: ``"magnitude"``, ``"taylor"``/``"robust"`` (gradients of ``loss_fn``) or ``"random"``.
-        scope: ``"layerwise"`` (the same fraction in every layer) or ``"global"`` (one ranking over all layers).
+        scope: ``"layerwise"`` (the same fraction in every layer) or ``"global"`` (one ranking over all layers);
+            ``None``: global for weights, layerwise for channels.
         prune_first_layer, prune_classifier: allow masking the stem / classifier (weight structure).
         round_to: channel multiple to keep (channel structure).
         image_size: input size used to trace the model.

@@ -1,0 +1,212 @@
+"""Talking to the Hugging Face Hub: download a saved model folder, upload one in a single commit.
+
+Everything goes through the real ``huggingface_hub`` client, looked up at call time (so ``HF_ENDPOINT`` and a
+patched client are honoured). Tokens come from huggingface_hub's usual places (the ``token`` argument,
+``HF_TOKEN``, ``hf auth login``); they are never logged, written or put into an error message. Every error the
+client raises is turned into a :class:`~robust_prune.errors.HubError` that says what to do.
+
+Example:
+    >>> from robust_prune.hub_remote import download_folder
+    >>> folder = download_folder("me/resnet10t-digits-robust")  # doctest: +SKIP
+    >>> sorted(p.name for p in folder.iterdir())  # doctest: +SKIP
+    ['README.md', 'config.json', 'model.safetensors', 'report.json']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import HubError, NotARobustPruneFolderError
+
+__all__ = ["FOLDER_FILES", "download_folder", "resolve_token", "upload_folder", "validate_repo_id"]
+
+# The files of a saved folder that travel to and from the Hub (nothing else: no pickles, no stray files).
+FOLDER_FILES = ("config.json", "model.safetensors", "masks.safetensors", "report.json", "report.md", "README.md")
+
+
+def validate_repo_id(repo_id: str) -> str:
+    """Check a Hub repository id (``"name"`` or ``"namespace/name"``); returns it unchanged.
+
+    Raises:
+        HubError: with the rules a repository id has to follow.
+
+    Example:
+        >>> validate_repo_id("me/resnet10t-digits")
+        'me/resnet10t-digits'
+    """
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id as _validate
+
+    if not isinstance(repo_id, str) or not repo_id:
+        raise HubError(f"A Hub repository id must be a non-empty string like 'me/my-model', got {repo_id!r}.")
+    try:
+        _validate(repo_id)
+    except HFValidationError as exc:
+        raise HubError(
+            f"{repo_id!r} is not a valid Hub repository id: use 'namespace/name' (or 'name'), with letters, digits, "
+            f"'-', '_' and '.', at most 96 characters ({exc})."
+        ) from None
+    return repo_id
+
+
+def resolve_token(token: str | None = None) -> str:
+    """The token to write with: ``token`` if given, else ``HF_TOKEN`` or the one saved by ``hf auth login``.
+
+    Raises:
+        HubError: when there is none, saying how to provide one.
+
+    Example:
+        >>> resolve_token("hf_xxx")
+        'hf_xxx'
+    """
+    if token:
+        return token
+    from huggingface_hub import get_token
+
+    found = get_token()
+    if not found:
+        raise HubError(
+            "No Hugging Face token found, and pushing needs one with write access. Pass token=..., set the "
+            "HF_TOKEN environment variable, or run `hf auth login`."
+        )
+    return found
+
+
+def _scrub(text: str, token: str | None) -> str:
+    return text.replace(token, "***") if token else text
+
+
+@contextlib.contextmanager
+def _hub_errors(action: str, repo_id: str, token: str | None = None, revision: str | None = None) -> Iterator[None]:
+    """Translate huggingface_hub / network errors raised in the block into HubError (never echoing the token)."""
+    import httpx
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RemoteEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    where = f"{repo_id}@{revision}" if revision else repo_id
+    try:
+        yield
+    except GatedRepoError as exc:
+        raise HubError(f"Cannot {action} {where}: the repository is gated; request access on its page first.") from exc
+    except RepositoryNotFoundError as exc:
+        raise HubError(
+            f"Cannot {action} {where}: the repository does not exist or your token cannot see it. Check the id; "
+            "for a private repository pass token=... or set HF_TOKEN."
+        ) from exc
+    except RevisionNotFoundError as exc:
+        raise HubError(
+            f"Cannot {action} {where}: the revision {revision!r} does not exist. Use an existing branch, tag or "
+            "commit (create a branch first with huggingface_hub.create_branch)."
+        ) from exc
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled) as exc:
+        raise HubError(
+            f"Cannot {action} {where}: the Hub could not be reached and nothing is cached. Check the network "
+            "(and HF_ENDPOINT / HF_HUB_OFFLINE) and try again."
+        ) from exc
+    except RemoteEntryNotFoundError as exc:
+        raise NotARobustPruneFolderError(
+            f"{where} has no config.json and model.safetensors: it does not hold a robust_prune model."
+        ) from exc
+    except HfHubHTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else None
+        if status in (401, 403):
+            raise HubError(
+                f"Cannot {action} {where}: the Hub refused the token (HTTP {status}). Use a token with write access "
+                "to this namespace (token=..., HF_TOKEN or `hf auth login`)."
+            ) from None
+        raise HubError(
+            f"Cannot {action} {where}: the Hub answered HTTP {status} ({_scrub(str(exc).splitlines()[0], token)}). "
+            "Nothing was committed; try again later."
+        ) from None
+    except (httpx.HTTPError, ConnectionError, TimeoutError) as exc:
+        raise HubError(
+            f"Cannot {action} {where}: network failure ({type(exc).__name__}). Nothing was committed; check the "
+            "connection and try again."
+        ) from None
+
+
+def download_folder(repo_id: str, *, revision: str | None = None, token: str | bool | None = None) -> Path:
+    """Download the files of a saved robust_prune model (config, safetensors, report, card) from the Hub.
+
+    Only :data:`FOLDER_FILES` are fetched; nothing is unpickled. Returns the local snapshot folder.
+
+    Raises:
+        HubError: invalid id, missing repository or revision, or network failure.
+        NotARobustPruneFolderError: the repository holds no config.json / model.safetensors.
+
+    Example:
+        >>> folder = download_folder("me/resnet10t-digits-robust", revision="main")  # doctest: +SKIP
+    """
+    from huggingface_hub import snapshot_download
+
+    validate_repo_id(repo_id)
+    with _hub_errors("download", repo_id, token if isinstance(token, str) else None, revision):
+        folder = Path(snapshot_download(repo_id, revision=revision, token=token, allow_patterns=list(FOLDER_FILES)))
+    if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
+        raise NotARobustPruneFolderError(
+            f"{repo_id} has no config.json and model.safetensors: it does not hold a robust_prune model."
+        )
+    return folder
+
+
+def upload_folder(
+    folder: str | os.PathLike[str],
+    repo_id: str,
+    *,
+    private: bool = False,
+    token: str | None = None,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    prepare: object | None = None,
+) -> str:
+    """Create ``repo_id`` if needed and upload ``folder``'s model files in exactly one commit.
+
+    Args:
+        folder: a folder written by ``save_pretrained``.
+        repo_id: ``"namespace/name"`` (or ``"name"`` in the token's namespace).
+        private: create the repository private (an existing repository keeps its visibility).
+        token: a write token; defaults to ``HF_TOKEN`` or the saved login.
+        revision: the branch to commit to (default ``main``).
+        commit_message: defaults to ``"Upload robust_prune model"``.
+        prepare: optional ``callable(resolved_repo_id)`` run after the repository exists and before the commit
+            (used to write the model card with the final repository id).
+
+    Returns:
+        The commit URL.
+
+    Example:
+        >>> upload_folder("out/run1", "me/resnet10t-digits-robust")  # doctest: +SKIP
+        'https://huggingface.co/me/resnet10t-digits-robust/commit/...'
+    """
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    validate_repo_id(repo_id)
+    token = resolve_token(token)
+    folder = Path(folder)
+    api = HfApi(token=token, library_name="robust_prune")
+    with _hub_errors("push to", repo_id, token, revision):
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        if callable(prepare):
+            prepare(repo_id)
+        operations = [
+            CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder / name))
+            for name in FOLDER_FILES
+            if (folder / name).is_file()
+        ]
+        info = api.create_commit(
+            repo_id,
+            operations,
+            commit_message=commit_message or "Upload robust_prune model",
+            revision=revision,
+        )
+    return str(info.commit_url)

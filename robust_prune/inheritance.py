@@ -1,0 +1,386 @@
+"""Inverse weights inheritance (IWI): grow a pruned ticket back to its full-width timm architecture.
+
+``grow(ticket)`` returns the original architecture (the same ``timm.create_model`` name and arguments, so
+its state dict loads into a plain timm model) carrying the ticket's weights where the ticket kept them.
+
+Channel tickets: every kept entry is scattered back to its original position. The positions are found
+by replaying the pruning record on a *probe* model whose tensors hold their own flat indices, so the
+survivors of the replay name where they came from. New entries are filled by ``init``:
+
+- ``"zero-out"`` (default, function-preserving): weights that consume a new channel (any new index
+  beyond a tensor's first dimension) are zero; weights that produce a new channel from kept ones are
+  freshly initialised (timm's own initialisation, or normal with std ``scale``); per-channel tensors
+  (biases, norm affine, BatchNorm running statistics) take timm's fresh values (BN: weight 1, bias 0,
+  mean 0, var 1). New channels still flow through residual sums and pools, but nothing reads them,
+  so BatchNorm families compute exactly the ticket's function. Where a norm mixes channels (LayerNorm
+  or GroupNorm over a grown width) the adapter says ``grow_exact = False`` and the deviation is reported.
+- ``"zero"``: every new parameter is zero (the strictest sparse inheritance; channels whose weights are
+  zero on both sides cannot learn).
+- ``"random"``: timm's fresh initialisation at every new position (not function-preserving; a control).
+
+Weight tickets: the masks are lifted; pruned weights start at zero (``"zero-out"``/``"zero"``, exactly
+the ticket's function) or fresh (``"random"``), and every weight trains.
+
+The method ``robustify(method="iwi")`` chains: adversarial training -> ticket (``prune`` or ``lottery``)
+-> adversarial fine-tuning -> ``grow`` -> adversarial training of the full-width model.
+
+Example:
+    >>> import timm, robust_prune as rp
+    >>> ticket = rp.prune(timm.create_model("resnet10t", num_classes=10), 0.5)
+    >>> grown = grow(ticket)
+    >>> grown.growth.exact, type(grown).__name__
+    (True, 'ResNet')
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import timm
+import torch
+from torch import nn
+
+from robust_prune.adapters import adapter_by_name, unwrap_model
+
+from .api import RobustifyResult, _eval
+from .config import RobustifyConfig
+from .data import DataBundle
+from .errors import ConfigError, PruningError
+from .methods import _METHODS, _prune, register_method
+from .models import NormalizedModel
+from .pruning.record import PruningRecord, replay_history
+from .training import train
+
+__all__ = ["GrowthInfo", "grow", "origin_indices"]
+
+GROW_INITS = ("zero-out", "zero", "random")
+_BASE = 1 << 22  # float32 holds every integer below 2**24 exactly: one probe pass encodes 22 bits of an index
+
+
+@dataclass
+class GrowthInfo:
+    """Where a grown model came from and how faithful it is to its ticket.
+
+    Attributes:
+        init: ``"zero-out"``, ``"zero"`` or ``"random"``.
+        scale: std of the new incoming weights (``None``: timm's own initialisation).
+        seed: the seed of the fresh weights.
+        ticket_structure, ticket_sparsity: the ticket's pruning structure and requested sparsity.
+        ticket_params, grown_params: parameter counts before and after growth.
+        new_entries: parameter entries that did not come from the ticket.
+        max_deviation: max |grown(x) - ticket(x)| over random inputs in eval mode.
+        relative_deviation: ``max_deviation`` divided by max |ticket(x)|.
+        adapter_exact: the adapter's claim (``grow_exact``) that growth preserves the function.
+        exact: the measured deviation is within float tolerance (1e-5 relative).
+    """
+
+    init: str
+    scale: float | None
+    seed: int
+    ticket_structure: str
+    ticket_sparsity: float
+    ticket_params: int
+    grown_params: int
+    new_entries: int
+    max_deviation: float
+    relative_deviation: float
+    adapter_exact: bool
+    exact: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _split_ticket(ticket: Any, record: PruningRecord | None) -> tuple[nn.Module, PruningRecord]:
+    """Accept a model (with ``.pruning_record``), a ``PruneResult``, a ``RobustifyResult`` or ``(model, record)``."""
+    model = ticket
+    if isinstance(ticket, tuple) and len(ticket) == 2:
+        model, record = ticket[0], record or ticket[1]
+    elif not isinstance(ticket, nn.Module) and hasattr(ticket, "model") and hasattr(ticket, "record"):
+        model, record = ticket.model, record or ticket.record
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"grow() needs a pruned model (or prune()'s result), got {type(ticket).__name__}.")
+    record = record or getattr(model, "pruning_record", None)
+    if not isinstance(record, PruningRecord):
+        raise ConfigError(
+            "grow() needs the ticket's pruning record: pass record=, prune()'s result, or a model loaded "
+            "with robust_prune.from_pretrained()."
+        )
+    if not record.architecture:
+        raise PruningError("The ticket's record has no timm architecture name, so its full width is unknown.")
+    return model, record
+
+
+def _fresh(record: PruningRecord, seed: int) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        try:
+            model = timm.create_model(record.architecture, pretrained=False, **record.model_args)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise PruningError(f"timm could not create {record.architecture!r} with {record.model_args}: {exc}") from exc
+    model.robust_prune_model_args = dict(record.model_args)
+    return model.eval()
+
+
+def _named_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    return dict(model.state_dict(keep_vars=True))
+
+
+def origin_indices(record: PruningRecord) -> dict[str, torch.Tensor]:
+    """For every floating-point tensor of the pruned model, the flat index of each entry in the full model.
+
+    The record is replayed on probe models whose tensors hold their own flat indices (22 bits per pass),
+    so each entry that survives the replay carries its original position.
+
+    Example:
+        >>> import timm, robust_prune as rp
+        >>> _, record = rp.prune(timm.create_model("resnet10t", num_classes=10), 0.5)
+        >>> origin_indices(record)["conv1.0.weight"].shape[0]   # kept output channels of the stem
+        12
+    """
+    shapes = {n: t.numel() for n, t in _named_tensors(_fresh(record, 0)).items() if t.is_floating_point()}
+    passes = max(1, math.ceil(math.log(max(max(shapes.values(), default=1), 2), _BASE)))
+    found: dict[str, torch.Tensor] = {}
+    for k in range(passes):
+        probe = _fresh(record, 0)
+        tensors = _named_tensors(probe)
+        with torch.no_grad():
+            for name in shapes:
+                t = tensors[name]
+                digits = (torch.arange(t.numel(), dtype=torch.int64) // (_BASE**k)) % _BASE
+                t.copy_(digits.to(t.dtype).view(t.shape))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the probe's huge activations are meaningless, only shapes matter
+            replay_history(probe, record)
+        for name, t in _named_tensors(probe).items():
+            if name not in shapes:
+                continue
+            values = t.detach().to(torch.float64)
+            if not torch.equal(values, values.round()) or (values < 0).any() or (values >= _BASE).any():
+                raise PruningError(
+                    f"Growing {record.architecture}: the replay changed values of {name!r} instead of selecting "
+                    "them, so its entries cannot be put back. The family's adapter needs a grow rule."
+                )
+            found[name] = found.get(name, 0) + values.to(torch.int64) * (_BASE**k)
+    for name, idx in found.items():
+        flat = idx.flatten()
+        if flat.numel() and (flat.max() >= shapes[name] or flat.unique().numel() != flat.numel()):
+            raise PruningError(f"Growing {record.architecture}: the positions of {name!r} could not be recovered.")
+    return found
+
+
+def _new_values(
+    full: torch.Tensor, kept: torch.Tensor, *, is_param: bool, init: str, scale: float | None, gen: torch.Generator
+) -> torch.Tensor:
+    """The full-width tensor's values at positions the ticket did not keep (``kept`` is a bool tensor)."""
+    values = full.detach().clone()
+    if init == "random":
+        return values
+    if init == "zero":
+        return torch.zeros_like(values) if is_param else values
+    if full.dim() < 2:  # per-channel: biases, norm affine, running statistics keep timm's fresh values
+        return values
+    # An entry consumes a new channel when any of its indices beyond the first dimension was not kept.
+    consumes_new = torch.zeros_like(kept)
+    for d in range(1, full.dim()):
+        kept_along = kept.any(dim=tuple(i for i in range(full.dim()) if i != d), keepdim=True)
+        consumes_new |= ~kept_along.expand_as(kept)
+    if scale is not None:
+        values = torch.randn(values.shape, generator=gen, dtype=values.dtype) * scale
+    return torch.where(consumes_new, torch.zeros_like(values), values)
+
+
+def _grow_channels(
+    ticket: nn.Module, record: PruningRecord, full: nn.Module, *, init: str, scale: float | None, seed: int
+) -> int:
+    origins = origin_indices(record)
+    ticket_state = ticket.state_dict()
+    full_tensors = _named_tensors(full)
+    params = {n for n, _ in full.named_parameters()}
+    gen = torch.Generator().manual_seed(seed)
+    new_entries = 0
+    with torch.no_grad():
+        for name, target in full_tensors.items():
+            if name not in ticket_state:
+                raise PruningError(f"The ticket has no tensor {name!r}; it is not a pruned {record.architecture}.")
+            source = ticket_state[name].detach().to("cpu", target.dtype)
+            if name not in origins:  # integer buffers (num_batches_tracked, index tables) never change width
+                if source.shape == target.shape:
+                    target.copy_(source)
+                continue
+            idx = origins[name].flatten()
+            kept = torch.zeros(target.numel(), dtype=torch.bool)
+            kept[idx] = True
+            kept = kept.view(target.shape)
+            values = _new_values(target, kept, is_param=name in params, init=init, scale=scale, gen=gen).flatten()
+            values[idx] = source.flatten()
+            target.copy_(values.view(target.shape))
+            if name in params:
+                new_entries += int((~kept).sum())
+    return new_entries
+
+
+def _grow_weights(ticket: nn.Module, record: PruningRecord, full: nn.Module, *, init: str) -> int:
+    state = {k: v.detach().cpu() for k, v in ticket.state_dict().items()}
+    masks = {k: v.bool() for k, v in record.masks.items()}
+    for key in [k for k in state if k.endswith("_orig")]:  # torch.nn.utils.prune still attached: fold it
+        base = key[: -len("_orig")]
+        mask = state.pop(base + "_mask")
+        masks.setdefault(base, mask.bool())
+        state[base] = state.pop(key) * mask
+    full_state = full.state_dict()
+    new_entries = 0
+    for name, mask in masks.items():
+        if name not in state:
+            raise PruningError(f"The ticket's mask names {name!r}, which the model does not have.")
+        removed = ~mask.to(state[name].device)
+        new_entries += int(removed.sum())
+        fill = full_state[name] if init == "random" else torch.zeros_like(state[name])
+        state[name] = torch.where(removed, fill.to(state[name].dtype), state[name])
+    try:
+        full.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise PruningError(f"The ticket's weights do not fit a fresh {record.architecture}: {exc}") from exc
+    return new_entries
+
+
+def _deviation(ticket: nn.Module, grown: nn.Module, input_size: list[int], seed: int) -> tuple[float, float]:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(4, *input_size, generator=gen)
+    modes = (ticket.training, grown.training)
+    ticket.eval()
+    grown.eval()
+    try:
+        with torch.no_grad():
+            device = next(ticket.parameters()).device
+            ref = ticket(x.to(device)).float().cpu()
+            out = grown(x.to(device)).float().cpu()
+    finally:
+        ticket.train(modes[0])
+        grown.train(modes[1])
+    dev = float((out - ref).abs().max())
+    return dev, dev / max(float(ref.abs().max()), 1e-12)
+
+
+def grow(
+    ticket: Any,
+    *,
+    record: PruningRecord | None = None,
+    init: str = "zero-out",
+    scale: float | None = None,
+    seed: int = 0,
+) -> nn.Module:
+    """Grow a pruned ticket back to its full-width timm architecture, inheriting the ticket's weights.
+
+    Args:
+        ticket: the pruned model (NormalizedModel or timm model) carrying ``.pruning_record``, ``prune()``'s
+            result, a ``RobustifyResult`` or ``(model, record)``. It is not changed.
+        record: the ticket's pruning record, when ``ticket`` does not carry it.
+        init: ``"zero-out"`` (function-preserving: new channels read kept ones, nothing reads them),
+            ``"zero"`` (every new weight zero) or ``"random"`` (timm's fresh weights everywhere new).
+        scale: std of the new incoming weights for ``"zero-out"``; ``None`` keeps timm's initialisation.
+        seed: seeds the fresh weights (the global RNG is left alone).
+
+    Returns:
+        A fresh ``timm.create_model(record.architecture, **record.model_args)`` (wrapped in NormalizedModel
+        when the ticket was) in eval mode, with ``.growth`` (:class:`GrowthInfo`: init, sizes and the measured
+        output deviation) and ``.pruning_record`` (a dense record whose ``extra`` says where it came from).
+
+    Raises:
+        ConfigError: for an unknown ``init`` or a ticket without a record.
+        PruningError: when the ticket does not fit its recorded architecture.
+
+    Example:
+        >>> import timm, torch, robust_prune as rp
+        >>> ticket = rp.prune(timm.create_model("resnet10t", num_classes=10), 0.5)
+        >>> grown = grow(ticket)
+        >>> x = torch.rand(2, 3, 32, 32)
+        >>> bool((grown(x) - ticket.model.eval()(x)).abs().max() < 1e-5)
+        True
+    """
+    if init not in GROW_INITS:
+        raise ConfigError(f"init must be one of {', '.join(GROW_INITS)}, got {init!r}.")
+    if scale is not None and (not math.isfinite(scale) or scale < 0):
+        raise ConfigError(f"scale must be a finite std >= 0 or None, got {scale!r}.")
+    model, record = _split_ticket(ticket, record)
+    inner = unwrap_model(model)
+    full = _fresh(record, seed)
+    if record.structure == "channel":
+        new_entries = _grow_channels(inner, record, full, init=init, scale=scale, seed=seed)
+    elif record.structure == "weight":
+        new_entries = _grow_weights(inner, record, full, init=init)
+    else:
+        full.load_state_dict(inner.state_dict(), strict=True)
+        new_entries = 0
+    if init == "zero" and new_entries:
+        warnings.warn(
+            "grow(init='zero'): new channels have zero weights on both sides and get no gradient, so they "
+            "cannot learn; use init='zero-out' to let them train while keeping the ticket's function.",
+            stacklevel=2,
+        )
+    try:
+        param = next(inner.parameters())
+        full = full.to(device=param.device, dtype=param.dtype)
+    except StopIteration:
+        pass
+    grown: nn.Module = full
+    if isinstance(model, NormalizedModel):
+        grown = NormalizedModel(full, model.mean.flatten().tolist(), model.std.flatten().tolist()).to(model.mean.device)
+    dev, rel = _deviation(model, grown, record.input_size, seed)
+    adapter_exact = bool(getattr(adapter_by_name(record.adapter), "grow_exact", True))
+    info = GrowthInfo(
+        init=init,
+        scale=scale,
+        seed=seed,
+        ticket_structure=record.structure,
+        ticket_sparsity=record.sparsity,
+        ticket_params=sum(p.numel() for p in inner.parameters()),
+        grown_params=sum(p.numel() for p in full.parameters()),
+        new_entries=new_entries,
+        max_deviation=dev,
+        relative_deviation=rel,
+        adapter_exact=adapter_exact,
+        exact=rel <= 1e-5,
+    )
+    if init == "zero-out" and adapter_exact and not info.exact:
+        warnings.warn(
+            f"grow(): the '{record.adapter}' adapter claims exact growth but the grown model deviates from the "
+            f"ticket by {dev:.3g} (relative {rel:.3g}).",
+            stacklevel=2,
+        )
+    grown_record = PruningRecord(
+        structure="none",
+        sparsity=0.0,
+        adapter=record.adapter,
+        architecture=record.architecture,
+        model_args=copy.deepcopy(record.model_args),
+        input_size=list(record.input_size),
+        extra={"method": "grow", "growth": info.to_dict(), "ticket": record.to_dict()},
+    )
+    grown.growth = info
+    grown.pruning_record = grown_record
+    return grown.eval()
+
+
+@register_method("iwi")
+def _iwi(model: NormalizedModel, bundle: DataBundle, config: RobustifyConfig, progress: bool) -> RobustifyResult:
+    """Ticket (prune or lottery, with adversarial fine-tuning) -> grow -> adversarial training at full width."""
+    if config.ticket_method == "lottery":
+        lottery = _METHODS.get("lottery")
+        if lottery is None:
+            raise ConfigError("ticket_method='lottery' needs robust_prune.pruning.lottery, which is not installed.")
+        ticket = lottery(model, bundle, config, progress)
+    else:
+        ticket = _prune(model, bundle, config, progress)
+    grown = grow(ticket.model, record=ticket.record, init=config.grow_init, seed=config.seed)
+    history = list(ticket.history)
+    history += train(grown, bundle.train, config=config.grow_train, eps=bundle.default_eps, seed=config.seed + 2,
+                     stage="adversarial training (grown)", progress=progress)
+    report = _eval(grown, bundle, config, progress)
+    record: PruningRecord = grown.pruning_record
+    record.extra.update(method="iwi", ticket_method=config.ticket_method, ticket_report=ticket.report.to_dict())
+    return RobustifyResult(grown.eval(), report, config, record, history, bundle.spec(), ticket_report=ticket.report)

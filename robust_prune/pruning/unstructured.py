@@ -1,0 +1,248 @@
+"""Weight-level (fine-grained) sparsity with ``torch.nn.utils.prune``; the architecture stays the same.
+
+The family's adapter decides which layers are prunable (convolutions and linears; the stem and the
+classifier on request). Scores are ranked globally (one threshold over all prunable weights, the
+default) or per layer (the same fraction everywhere), and exactly ``round(sparsity * n)`` weights are
+masked, so the achieved sparsity equals the request. Masks are ``weight_mask`` buffers that stay in
+force through training (``weight = weight_orig * weight_mask`` on every forward);
+:func:`make_permanent` folds them into plain weights at the end.
+
+Example:
+    >>> import timm
+    >>> from robust_prune import PruneConfig
+    >>> m = timm.create_model("resnet10t", num_classes=10)
+    >>> record = weight_prune(m, PruneConfig(sparsity=0.8, structure="weight"))
+    >>> round(record.stats["sparsity"], 3)
+    0.8
+    >>> masks = make_permanent(m)   # plain timm module again, zeros in place of pruned weights
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.nn.utils import prune as torch_prune
+
+from robust_prune.adapters import get_adapter, unwrap_model
+
+from ..config import PruneConfig
+from ..errors import PruningError
+from .record import PruningRecord
+
+__all__ = [
+    "apply_masks",
+    "current_masks",
+    "load_dense_weights",
+    "make_permanent",
+    "mask_stats",
+    "prunable_layers",
+    "weight_prune",
+]
+
+LossFn = Callable[[nn.Module], torch.Tensor]
+
+
+def prunable_layers(model: nn.Module, config: PruneConfig) -> dict[str, nn.Module]:
+    """``{module name: module}`` of the layers whose weights ``config`` may mask (the adapter decides)."""
+    inner = unwrap_model(model)
+    adapter = get_adapter(inner, warn=False)
+    layers = adapter.prunable_weight_layers(
+        inner, first_layer=config.prune_first_layer, classifier=config.prune_classifier
+    )
+    if not layers:
+        raise PruningError(f"The '{adapter.name}' adapter found no prunable convolution or linear layer.")
+    return layers
+
+
+def _effective_weight(module: nn.Module) -> torch.Tensor:
+    """The weight the module computes with (``weight_orig * weight_mask`` when masked)."""
+    if hasattr(module, "weight_mask"):
+        return (module.weight_orig * module.weight_mask).detach()
+    return module.weight.detach()
+
+
+def _weight_grad(module: nn.Module) -> torch.Tensor | None:
+    param = module.weight_orig if hasattr(module, "weight_mask") else module.weight
+    return None if param.grad is None else param.grad.detach()
+
+
+def _scores(layers: dict[str, nn.Module], importance: str, model: nn.Module, loss_fn: LossFn | None) -> dict[str, torch.Tensor]:
+    if importance == "robust":
+        if loss_fn is None:
+            raise PruningError("importance='robust' needs loss_fn(model) -> adversarial loss for its gradients.")
+        model.zero_grad(set_to_none=True)
+        loss_fn(model).backward()
+    scores: dict[str, torch.Tensor] = {}
+    for name, module in layers.items():
+        w = _effective_weight(module)
+        if importance == "magnitude":
+            s = w.abs()
+        elif importance == "random":
+            s = torch.rand(w.shape)
+        elif importance == "robust":
+            g = _weight_grad(module)
+            s = (w * g).abs() if g is not None else torch.zeros_like(w)
+        else:
+            raise PruningError(f"Importance {importance!r} is not available for weights; use magnitude, random or robust.")
+        s = s.float().cpu().clone()
+        if hasattr(module, "weight_mask"):  # what is already pruned stays pruned
+            s[~module.weight_mask.bool().cpu()] = -float("inf")
+        scores[name] = s
+    if importance == "robust":
+        model.zero_grad(set_to_none=True)
+    return scores
+
+
+def _lowest(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """A bool mask keeping all but the ``k`` lowest entries (stable sort: ties break by position)."""
+    keep = torch.ones(scores.numel(), dtype=torch.bool)
+    if k > 0:
+        keep[torch.argsort(scores.flatten(), stable=True)[:k]] = False
+    return keep.view(scores.shape)
+
+
+def _choose_masks(scores: dict[str, torch.Tensor], sparsity: float, scope: str) -> dict[str, torch.Tensor]:
+    if scope == "layerwise":
+        return {name: _lowest(s, round(sparsity * s.numel())) for name, s in scores.items()}
+    flat = torch.cat([s.flatten() for s in scores.values()])
+    keep = _lowest(flat, round(sparsity * flat.numel()))
+    masks, start = {}, 0
+    for name, s in scores.items():
+        masks[name] = keep[start : start + s.numel()].view(s.shape)
+        start += s.numel()
+    return masks
+
+
+def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
+    """Put ``{parameter name: bool mask}`` in force on the timm model inside ``model`` (in place).
+
+    Modules that already carry a mask get theirs replaced; others are masked with
+    ``torch.nn.utils.prune.custom_from_mask``. Names are relative to the timm model (``"layer1.0.conv1.weight"``).
+    """
+    inner = unwrap_model(model)
+    for pname, mask in masks.items():
+        module_name, _, attr = pname.rpartition(".")
+        module = inner.get_submodule(module_name)
+        device = getattr(module, attr if not hasattr(module, f"{attr}_mask") else f"{attr}_orig").device
+        mask = mask.to(device=device, dtype=torch.float32)
+        if hasattr(module, f"{attr}_mask"):
+            getattr(module, f"{attr}_mask").copy_(mask)
+            with torch.no_grad():  # keep the current weight attribute in step with the new mask
+                setattr(module, attr, getattr(module, f"{attr}_orig") * getattr(module, f"{attr}_mask"))
+        else:
+            torch_prune.custom_from_mask(module, attr, mask)
+
+
+def current_masks(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The masks now in force, ``{parameter name: bool tensor on the CPU}``."""
+    inner = unwrap_model(model)
+    return {
+        f"{name}.weight" if name else "weight": module.weight_mask.detach().bool().cpu().clone()
+        for name, module in inner.named_modules()
+        if hasattr(module, "weight_mask")
+    }
+
+
+def make_permanent(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Fold the masks into the weights (``prune.remove``) and return them; the model is a plain timm module again.
+
+    Example:
+        >>> masks = make_permanent(model)  # doctest: +SKIP
+        >>> all(float(model.model.get_parameter(n)[~m].abs().sum()) == 0 for n, m in masks.items())  # doctest: +SKIP
+        True
+    """
+    masks = current_masks(model)
+    inner = unwrap_model(model)
+    for pname in masks:
+        module_name, _, attr = pname.rpartition(".")
+        torch_prune.remove(inner.get_submodule(module_name), attr)
+    return masks
+
+
+def load_dense_weights(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load a dense ``state_dict`` into a (possibly masked) model, keeping its masks: rewinding.
+
+    Masked parameters get their ``*_orig`` set from the dense values, so surviving weights take the
+    checkpoint's values and pruned ones stay zero in the forward pass.
+    """
+    inner = unwrap_model(model)
+    with torch.no_grad():
+        for name, tensor in list(inner.named_parameters()) + list(inner.named_buffers()):
+            if name.endswith("_mask"):
+                continue
+            key = name[: -len("_orig")] if name.endswith("_orig") else name
+            if key not in state:
+                raise PruningError(f"The checkpoint has no value for {key!r}; it is not from this model.")
+            tensor.copy_(state[key])
+        for pname in current_masks(inner):
+            module_name, _, attr = pname.rpartition(".")
+            module = inner.get_submodule(module_name)
+            setattr(module, attr, getattr(module, f"{attr}_orig") * getattr(module, f"{attr}_mask"))
+
+
+def mask_stats(model: nn.Module, layers: dict[str, nn.Module]) -> dict[str, object]:
+    """Achieved sparsity over the prunable weights (global and per layer) and over all parameters."""
+    per_layer: dict[str, float] = {}
+    pruned = total = 0
+    for name, module in layers.items():
+        w = _effective_weight(module)
+        zeros = int((w == 0).sum()) if not hasattr(module, "weight_mask") else int((module.weight_mask == 0).sum())
+        per_layer[f"{name}.weight"] = zeros / max(w.numel(), 1)
+        pruned, total = pruned + zeros, total + w.numel()
+    params = sum(p.numel() for n, p in unwrap_model(model).named_parameters())
+    return {
+        "sparsity": pruned / max(total, 1),
+        "prunable_weights": total,
+        "pruned_weights": pruned,
+        "params": params,
+        "params_nonzero": params - pruned,
+        "sparsity_all_params": pruned / max(params, 1),
+        "per_layer": per_layer,
+    }
+
+
+def weight_prune(
+    model: nn.Module, config: PruneConfig, *, image_size: int = 32, loss_fn: LossFn | None = None
+) -> PruningRecord:
+    """Mask ``config.sparsity`` of the prunable weights of ``model`` in place; return the record.
+
+    Already masked weights stay masked (iterative pruning ranks only what survives). Scores:
+    ``"magnitude"`` |w|, ``"random"`` (a control; the global RNG, seed it), ``"robust"`` |w * dL_adv/dw|
+    (HYDRA-like, needs ``loss_fn``). ``config.scope`` ``"global"`` ranks all layers together,
+    ``"layerwise"`` removes the same fraction from each.
+
+    Args:
+        model: a timm model, optionally wrapped (NormalizedModel).
+        config: sparsity, importance, scope, prune_first_layer, prune_classifier.
+        image_size: spatial size recorded as the model's input size.
+        loss_fn: ``loss_fn(model) -> loss`` (called with ``model`` as passed) for ``importance="robust"``.
+
+    Example:
+        >>> import timm
+        >>> m = timm.create_model("resnet10t", num_classes=10)
+        >>> rec = weight_prune(m, PruneConfig(sparsity=0.5, structure="weight", scope="layerwise"))
+        >>> sorted(set(round(v, 2) for v in rec.stats["per_layer"].values()))
+        [0.5]
+    """
+    if config.importance == "taylor":
+        raise PruningError("importance='taylor' is a channel score; for weights use 'robust' (|w * grad|).")
+    inner = unwrap_model(model)
+    adapter = get_adapter(inner, warn=False)
+    layers = prunable_layers(inner, config)
+    scores = _scores(layers, config.importance, model, loss_fn)
+    chosen = _choose_masks(scores, config.sparsity, config.scope or "global")
+    apply_masks(inner, {f"{name}.weight": keep for name, keep in chosen.items()})
+    size = adapter.fixed_input_size(inner) or (image_size, image_size)
+    return PruningRecord(
+        structure="weight",
+        sparsity=float(config.sparsity),
+        adapter=adapter.name,
+        architecture=adapter.architecture(inner),
+        model_args=adapter.model_args(inner),
+        input_size=[adapter.in_chans(inner), *size],
+        masks=current_masks(inner),
+        stats=mask_stats(inner, layers),
+        extra={"importance": config.importance, "scope": config.scope},
+    )

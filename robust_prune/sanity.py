@@ -1,0 +1,197 @@
+"""Gradient-masking checks: flag a robustness number that is too good to be true instead of publishing it.
+
+Each check returns a :class:`SanityCheck`; :func:`run_sanity_checks` runs them all on a few points
+and returns their dictionaries, which :func:`robust_prune.evaluate` stores in the report. The checks
+(Carlini et al. 2019, "On Evaluating Adversarial Robustness"; Athalye et al. 2018):
+
+- ``robust <= clean``: no attack may raise accuracy.
+- ``autoattack <= pgd``: AutoAttack is at least as strong as PGD (within sampling error).
+- ``pgd steps/restarts``: more PGD steps or restarts never raise robust accuracy.
+- ``large eps``: a very large budget drives accuracy to about zero.
+- ``input gradient``: the gradient of the margin loss with respect to the input is non-zero.
+- ``deterministic``: the model's output is the same for the same input.
+
+Example:
+    >>> checks = run_sanity_checks(model, x, y, attack=AttackConfig(eps=0.1, steps=10))  # doctest: +SKIP
+    >>> [c["name"] for c in checks if not c["passed"]]  # doctest: +SKIP
+    []
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from .attacks import preserve_state, run_attack
+from .config import AttackConfig
+
+__all__ = [
+    "SanityCheck",
+    "run_sanity_checks",
+    "check_robust_le_clean",
+    "check_autoattack_le_pgd",
+    "check_pgd_monotone",
+    "check_large_eps",
+    "check_input_gradient",
+    "check_deterministic",
+]
+
+
+@dataclass
+class SanityCheck:
+    """One check's verdict, with a one-line explanation and the numbers behind it."""
+
+    name: str
+    passed: bool
+    detail: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def sampling_slack(correct: int, n: int, z: float = 1.96) -> float:
+    """Allowed excess in points when comparing two accuracies on the same ``n`` points (at least 1)."""
+    p = correct / max(n, 1)
+    return max(1.0, z * math.sqrt(n * p * (1 - p)))
+
+
+def _robust_count(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: AttackConfig) -> int:
+    x_adv = run_attack(model, x, y, config)
+    with torch.no_grad():
+        return int((model(x_adv).argmax(1) == y).sum())
+
+
+def check_robust_le_clean(clean: float, robust: dict[str, float]) -> SanityCheck:
+    """Every attack's accuracy is at most the clean accuracy."""
+    worse = {k: v for k, v in robust.items() if v > clean + 1e-12}
+    detail = "ok" if not worse else f"attacks raised accuracy above clean {clean:.2%}: {worse}"
+    return SanityCheck("robust <= clean", not worse, detail, {"clean": clean, **robust})
+
+
+def check_autoattack_le_pgd(aa_correct: int, pgd_correct: int, n: int, *, name: str = "autoattack") -> SanityCheck:
+    """AutoAttack's robust count does not exceed PGD's on the same points by more than sampling error."""
+    slack = sampling_slack(pgd_correct, n)
+    ok = aa_correct <= pgd_correct + slack
+    detail = f"{name} {aa_correct}/{n} vs pgd {pgd_correct}/{n} (slack {slack:.1f} points)"
+    if not ok:
+        detail += ": the stronger attack finds fewer adversarial examples, a sign of a broken attack or masking"
+    return SanityCheck(f"{name} <= pgd", ok, detail, {name: aa_correct, "pgd": pgd_correct, "n": n})
+
+
+def check_pgd_monotone(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: AttackConfig) -> SanityCheck:
+    """PGD with 2x steps, and with 2 restarts, is not less successful than PGD with ``attack.steps``."""
+    base = dataclasses.replace(attack, name="pgd", step_size=None, restarts=1)
+    few = dataclasses.replace(base, steps=max(1, base.steps // 2))
+    counts = {
+        f"{few.steps} steps": _robust_count(model, x, y, few),
+        f"{base.steps} steps": _robust_count(model, x, y, base),
+        f"{2 * base.steps} steps": _robust_count(model, x, y, dataclasses.replace(base, steps=2 * base.steps)),
+        f"{base.steps} steps x 2 restarts": _robust_count(model, x, y, dataclasses.replace(base, restarts=2)),
+    }
+    n, names = len(y), list(counts)
+    pairs = [(names[0], names[1]), (names[1], names[2]), (names[1], names[3])]
+    rises = [(a, b) for a, b in pairs if counts[b] > counts[a] + sampling_slack(counts[a], n)]
+    detail = f"robust points out of {n}: " + ", ".join(f"{k}: {v}" for k, v in counts.items())
+    if rises:
+        detail += "; accuracy ROSE with more effort (" + "; ".join(f"{a} -> {b}" for a, b in rises) + ")"
+    return SanityCheck("pgd more steps/restarts", not rises, detail, {**counts, "n": n})
+
+
+def check_large_eps(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: AttackConfig, *, threshold: float = 0.05
+) -> SanityCheck:
+    """PGD at a budget covering the whole image box leaves (about) no point robust."""
+    big = math.sqrt(x[0].numel()) if attack.norm == "L2" else 1.0
+    config = dataclasses.replace(attack, name="pgd", eps=big, step_size=None, restarts=1)
+    correct, n = _robust_count(model, x, y, config), len(y)
+    ok = correct <= max(1, math.floor(threshold * n))
+    detail = f"PGD at {attack.norm} eps={big:.3g}: {correct}/{n} robust"
+    if not ok:
+        detail += " (should be ~0: gradients do not lead the attack anywhere)"
+    return SanityCheck("large eps -> ~0 accuracy", ok, detail, {"eps": big, "robust": correct, "n": n})
+
+
+def check_input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, max_zero: float = 0.05) -> SanityCheck:
+    """The margin loss's gradient with respect to the input is non-zero on (almost) every point.
+
+    The margin (best other logit minus true logit) is used rather than cross-entropy, whose gradient
+    underflows to exactly zero on confidently classified points without any masking.
+    """
+    with preserve_state(model):
+        model.eval()
+        xr = x.clone().detach().requires_grad_(True)
+        logits = model(xr)
+        true = logits.gather(1, y.view(-1, 1)).squeeze(1)
+        other = logits.scatter(1, y.view(-1, 1), float("-inf")).amax(1)
+        (grad,) = torch.autograd.grad((other - true).sum(), xr, allow_unused=True)
+    norms = torch.zeros(len(y)) if grad is None else grad.flatten(1).norm(dim=1).detach().cpu()
+    zero = float((norms == 0).float().mean()) if len(y) else 0.0
+    ok = zero <= max_zero and bool(torch.isfinite(norms).all())
+    detail = f"{zero:.0%} of points have a zero input gradient (median norm {float(norms.median()):.3g})"
+    if not ok:
+        detail += ": gradients are masked (non-differentiable or saturated input processing)"
+    return SanityCheck(
+        "input gradient non-zero", ok, detail, {"zero_fraction": zero, "median_norm": float(norms.median())}
+    )
+
+
+def check_deterministic(model: nn.Module, x: torch.Tensor) -> SanityCheck:
+    """Two forward passes in eval mode give the same logits (a randomised model needs EOT attacks)."""
+    with preserve_state(model), torch.no_grad():
+        model.eval()
+        a, b = model(x), model(x)
+    diff = float((a - b).abs().max()) if a.numel() else 0.0
+    ok = diff <= 1e-5
+    detail = f"max logit difference between two passes {diff:.3g}"
+    if not ok:
+        detail += ": the model is randomised; gradient attacks need expectation over transformation"
+    return SanityCheck("deterministic output", ok, detail, {"max_diff": diff})
+
+
+def run_sanity_checks(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    attack: AttackConfig,
+    clean_accuracy: float | None = None,
+    robust_accuracy: dict[str, float] | None = None,
+    robust_masks: dict[str, torch.Tensor] | None = None,
+    max_points: int = 64,
+) -> list[dict[str, Any]]:
+    """Run every check on up to ``max_points`` of the clean-correct points ``x, y``.
+
+    Args:
+        model: the model under evaluation (left exactly as found).
+        x, y: clean-correct points (pixel space) the attacks were run on.
+        attack: the PGD threat model (norm, eps, steps, seed).
+        clean_accuracy, robust_accuracy: the report's numbers for ``robust <= clean``.
+        robust_masks: attack name -> per-point robust flags over ``x`` (for ``autoattack <= pgd``).
+        max_points: the subset size for the checks that run extra attacks.
+
+    Example:
+        >>> checks = run_sanity_checks(model, x, y, attack=AttackConfig(eps=0.1, steps=10))  # doctest: +SKIP
+    """
+    checks: list[SanityCheck] = []
+    if clean_accuracy is not None and robust_accuracy:
+        checks.append(check_robust_le_clean(clean_accuracy, robust_accuracy))
+    masks = robust_masks or {}
+    xs, ys = x[:max_points], y[:max_points]
+    for name in ("autoattack", "autoattack-fast"):
+        if name in masks and "pgd" in masks:
+            checks.append(check_autoattack_le_pgd(int(masks[name].sum()), int(masks["pgd"].sum()), len(y), name=name))
+        elif name in masks and len(ys):  # no PGD in the report: compare on the subset
+            pgd = _robust_count(model, xs, ys, dataclasses.replace(attack, name="pgd", restarts=1))
+            checks.append(check_autoattack_le_pgd(int(masks[name][: len(ys)].sum()), pgd, len(ys), name=name))
+    if len(ys):
+        checks.append(check_pgd_monotone(model, xs, ys, attack))
+        checks.append(check_large_eps(model, xs, ys, attack))
+        checks.append(check_input_gradient(model, xs, ys))
+        checks.append(check_deterministic(model, xs))
+    return [c.to_dict() for c in checks]
