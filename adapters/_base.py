@@ -91,6 +91,20 @@ class Example:
     def label(self) -> str:
         return self.variant or self.family
 
+    @property
+    def id(self) -> str:
+        """A unique, readable id: the model name, plus its arguments when it has any (test ids, zoo rows)."""
+        if not self.kwargs:
+            return self.model
+        args = ",".join(f"{k}={_compact(v)}" for k, v in sorted(self.kwargs.items()))
+        return f"{self.model}({args})"
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "x".join(_compact(v) for v in value)
+    return str(value)
+
 
 class Adapter:
     """What robust_prune needs to know about one timm family. Subclass and decorate with

@@ -219,7 +219,17 @@ def timm_layer_pruners() -> dict[type, tp.pruner.BasePruningFunc]:
                 pruners[cls] = passthrough
     except ImportError:  # pragma: no cover - older timm
         pass
-    from ._layers import SelectiveKernelPruner, SplitAttnPruner
+    from ._layers import ScaledStdConvPruner, SelectiveKernelPruner, SplitAttnPruner
+
+    try:
+        from timm.layers import std_conv
+
+        for name in ("ScaledStdConv2d", "ScaledStdConv2dSame"):
+            cls = getattr(std_conv, name, None)
+            if cls is not None:
+                pruners[cls] = ScaledStdConvPruner()
+    except ImportError:  # pragma: no cover - older timm
+        pass
 
     try:
         from timm.layers import SelectiveKernel, SplitAttn

@@ -113,6 +113,7 @@ def write_results(
     summary: dict[str, Any] | None = None,
     sections: Sequence[tuple[str, str]] = (),
     out_dir: str | os.PathLike[str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[Path, Path]:
     """Write ``<out_dir>/<name>.json`` and ``<name>.md`` atomically; return both paths.
 
@@ -125,10 +126,18 @@ def write_results(
         summary: headline numbers (e.g. coverage), shown first.
         sections: extra ``(heading, markdown)`` blocks appended after the table.
         out_dir: defaults to ``benchmarks/results``.
+        extra: further top-level JSON keys (e.g. the ``paper`` suite's raw per-seed ``cells``).
     """
     out = Path(out_dir) if out_dir is not None else RESULTS_DIR
     env = environment()
-    payload = {"suite": name, "environment": env, "settings": settings or {}, "summary": summary or {}, "rows": list(rows)}
+    payload = {
+        "suite": name,
+        "environment": env,
+        "settings": settings or {},
+        "summary": summary or {},
+        "rows": list(rows),
+    }
+    payload.update(extra or {})
     json_path = write_json(out / f"{name}.json", payload)
 
     cols = list(columns or (list(rows[0]) if rows else []))

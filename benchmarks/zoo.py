@@ -62,11 +62,11 @@ FAMILIES: dict[str, str] = {
 }
 
 COLUMNS = [
-    "family", "variant", "model", "adapter", "status", "reason",
+    "family", "variant", "id", "adapter", "status", "reason",
     "macs_ratio", "params_ratio", "latency_ratio", "prune_s",
 ]
 HEADERS = [
-    "family", "member", "model", "adapter", "status", "reason",
+    "family", "member", "model (timm arguments)", "adapter", "status", "reason",
     "MACs ratio", "params ratio", "latency ratio", "prune time (s)",
 ]
 _MARK = "ZOO-RESULT "
@@ -79,19 +79,19 @@ def _examples(quick: bool, only: list[str] | None) -> list[tuple[str, Any]]:
     for name in list_adapters():
         for ex in adapter_by_name(name).examples:
             if only is not None:
-                if ex.model in only or ex.family in only or name in only:
+                if ex.model in only or ex.id in only or ex.family in only or name in only:
                     out.append((name, ex))
             elif ex.quick or not quick:
                 out.append((name, ex))
     order = {f: i for i, f in enumerate(FAMILIES)}
-    return sorted(out, key=lambda item: (order.get(item[1].family, len(order)), item[1].label, item[1].model))
+    return sorted(out, key=lambda item: (order.get(item[1].family, len(order)), item[1].label, item[1].id))
 
 
-def _find(model: str) -> tuple[str, Any]:
+def _find(example_id: str) -> tuple[str, Any]:
     for name, ex in _examples(quick=False, only=None):
-        if ex.model == model:
+        if ex.id == example_id:
             return name, ex
-    raise SystemExit(f"No adapter example called {model!r}.")
+    raise SystemExit(f"No adapter example with id {example_id!r}.")
 
 
 def _median_latency(dense: Any, pruned: Any, x: Any, repeats: int) -> tuple[float, float]:
@@ -133,7 +133,7 @@ def check_example(
     from robust_prune.training import train_one_batch
 
     row: dict[str, Any] = {
-        "family": example.family, "variant": example.label, "model": example.model, "adapter": None,
+        "family": example.family, "variant": example.label, "model": example.model, "id": example.id, "adapter": None,
         "status": "fail", "reason": "", "macs_ratio": None, "params_ratio": None, "latency_ratio": None,
         "prune_s": None, "steps": {},
     }
@@ -184,7 +184,8 @@ def check_example(
 
         if latency:
             step = "latency"
-            lsize = adapter.fixed_input_size(model) or (latency_size, latency_size)
+            side = max(latency_size, example.image_size)  # some models need more than the default (inception)
+            lsize = adapter.fixed_input_size(model) or (side, side)
             lx = torch.rand(latency_batch, adapter.in_chans(model), *lsize)
             t_dense, t_pruned = _median_latency(dense.eval(), model.eval(), lx, repeats)
             row["latency_ratio"] = round(t_pruned / t_dense, 4)
@@ -278,18 +279,19 @@ def main(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     for i, (adapter, ex) in enumerate(todo, 1):
         t0 = time.perf_counter()
-        result = _run_one_subprocess(ex.model, args)
+        result = _run_one_subprocess(ex.id, args)
         row = {
             "family": ex.family, "variant": ex.label, "model": ex.model, "adapter": adapter,
             "status": "fail", "reason": "", "macs_ratio": None, "params_ratio": None,
             "latency_ratio": None, "prune_s": None,
         }
         row.update(result)
+        row["id"] = ex.id
         row["kwargs"] = dict(ex.kwargs)
         row["image_size"] = ex.image_size
         row["wall_s"] = round(time.perf_counter() - t0, 1)
         rows.append(row)
-        print(f"[{i}/{len(todo)}] {ex.family:18s} {ex.model:36s} {row['status']:11s} "
+        print(f"[{i}/{len(todo)}] {ex.family:18s} {ex.id:50s} {row['status']:11s} "
               f"macs={row['macs_ratio']} lat={row['latency_ratio']} {row['reason'][:80]}", flush=True)
     summary, per_family = summarise(rows)
     settings = {

@@ -14,7 +14,7 @@ from .adapters import get_adapter, list_adapters
 from .api import RobustifyResult, robustify
 from .config import AttackConfig, PruneConfig, RobustifyConfig, TrainConfig
 from .evaluation import RobustnessReport, evaluate
-from .hub import from_pretrained, save_pretrained
+from .hub import from_pretrained, push_folder, push_to_hub, save_pretrained
 from .pruning import PruneResult, PruningRecord, prune
 
 __all__ = [
@@ -32,6 +32,8 @@ __all__ = [
     "get_adapter",
     "list_adapters",
     "prune",
+    "push_folder",
+    "push_to_hub",
     "robustify",
     "save_pretrained",
 ]

@@ -148,15 +148,16 @@ class _DLRGuard(torchattacks.APGD):
 def build_extra_attack(model: nn.Module, config: AttackConfig) -> torchattacks.attack.Attack:
     """A configured torchattacks object for the names other than ``fgsm`` and ``pgd``.
 
-    ``config.steps`` is the iteration count of APGD-CE and APGD-DLR, the Adam step count of CW (at
-    least ``CW_MIN_STEPS``) and the query count of Square; AutoAttack's budget is fixed by its name.
+    ``config.steps`` is the iteration count of APGD-CE and APGD-DLR, the Adam step count of CW
+    (``evaluate`` uses at least ``CW_MIN_STEPS``) and the query count of Square; AutoAttack's budget
+    is fixed by its name.
 
     Example:
         >>> attack = build_extra_attack(model, AttackConfig(name="apgd-ce", eps=0.1, steps=50))  # doctest: +SKIP
     """
     eps = float(config.eps) if config.eps is not None else None
     if config.name == "cw":  # an L2 minimal-perturbation attack: no eps
-        return torchattacks.CW(model, c=1.0, kappa=0.0, steps=max(CW_MIN_STEPS, config.steps), lr=0.01)
+        return torchattacks.CW(model, c=1.0, kappa=0.0, steps=config.steps, lr=0.01)
     if eps is None:
         raise ConfigError("The attack's eps is not set; pass eps= or let the dataset supply its default.")
     common: dict[str, Any] = {"norm": config.norm, "eps": eps, "seed": config.seed}

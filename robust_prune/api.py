@@ -56,7 +56,11 @@ class RobustifyResult:
         Example:
             >>> result.save_pretrained("out/resnet18-digits")  # doctest: +SKIP
         """
+        from .distributed import is_main_process
         from .hub import save_pretrained
+
+        if not is_main_process():  # under torchrun / accelerate launch only the main process writes
+            return Path(save_directory)
 
         return save_pretrained(self, save_directory)
 
@@ -74,7 +78,11 @@ class RobustifyResult:
         Example:
             >>> result.push_to_hub("me/resnet18-digits-robust")  # doctest: +SKIP
         """
+        from .distributed import is_main_process
         from .hub import push_to_hub
+
+        if not is_main_process():  # under torchrun / accelerate launch only the main process pushes
+            return ""
 
         return push_to_hub(
             self, repo_id, private=private, token=token, revision=revision, commit_message=commit_message
@@ -143,8 +151,15 @@ def robustify(
     attack: AttackConfig | None = None,
     epochs: int | None = None,
     finetune_epochs: int | None = None,
+    grow_epochs: int | None = None,
+    ticket_method: str = "prune",
+    grow_init: str = "zero-out",
     objective: str = "pgd-at",
     importance: str = "magnitude",
+    rounds: int = 1,
+    rewind_epoch: int = 0,
+    reinit: bool = False,
+    adversarial: bool = True,
     lr: float = 0.05,
     eval_attacks: tuple[str, ...] = ("pgd",),
     eval_n: int | None = None,
@@ -154,6 +169,8 @@ def robustify(
     seed: int = 0,
     progress: bool = True,
     config: RobustifyConfig | None = None,
+    run_dir: str | os.PathLike[str] | None = None,
+    resume: str | os.PathLike[str] | bool | None = None,
 ) -> RobustifyResult:
     """Make a timm model smaller and adversarially robust, and measure it honestly.
 
@@ -166,11 +183,21 @@ def robustify(
         attack: the training adversary (default: PGD-5, L-inf, the dataset's eps).
         epochs: adversarial training epochs before pruning (dense: all of them). Default 6.
         finetune_epochs: adversarial fine-tuning epochs after pruning. Default 3.
+        grow_epochs: ``method="iwi"``: adversarial training epochs of the grown full-width model. Default 3.
+        ticket_method: ``method="iwi"``: where the ticket comes from, ``"prune"`` or ``"lottery"``.
+        grow_init: ``method="iwi"``: new weights when growing, ``"zero-out"`` (function-preserving),
+            ``"zero"`` or ``"random"`` (see :func:`robust_prune.inheritance.grow`).
         objective: ``"pgd-at"``, ``"trades"``, ``"fgsm-rs"`` or ``"clean"``.
         importance: channel/weight importance (``"magnitude"``, ``"taylor"``, ``"random"``, ``"robust"``).
+        rounds, rewind_epoch, reinit, adversarial: ``method="lottery"``: pruning rounds to reach ``sparsity``,
+            the epoch whose weights the ticket rewinds to (0 = the initialisation), re-initialise the final
+            ticket instead (the control), and adversarial (True) or clean (False) training while pruning.
         eval_attacks, eval_n: the evaluation attacks and number of test points (all when None).
         seed: makes the whole run deterministic on one machine.
         config: a full :class:`RobustifyConfig`; overrides the keyword options above when given.
+        run_dir: checkpoint every stage into this folder (see :mod:`robust_prune.checkpoint`).
+        resume: a run directory (or True with ``run_dir``) to continue from its last checkpoint; the
+            options must be the ones the run was started with.
 
     Example:
         >>> import timm, robust_prune as rp
@@ -190,7 +217,20 @@ def robustify(
                 attack=train_attack,
                 lr=lr / 2,
             ),
-            prune=PruneConfig(sparsity=sparsity, structure=structure, importance=importance),
+            prune=PruneConfig(
+                sparsity=sparsity,
+                structure=structure,
+                importance=importance,
+                rounds=rounds,
+                rewind_epoch=rewind_epoch,
+                reinit=reinit,
+                adversarial=adversarial,
+            ),
+            grow_train=TrainConfig(
+                epochs=3 if grow_epochs is None else grow_epochs, objective=objective, attack=train_attack, lr=lr
+            ),
+            ticket_method=ticket_method,
+            grow_init=grow_init,
             eval_attacks=tuple(eval_attacks),
             eval_n=eval_n,
         )
@@ -198,6 +238,11 @@ def robustify(
     if data is None and config.data != "digits":
         data = config.data
     net, bundle = prepare(model, data, data_dir=data_dir, download=download, batch_size=batch_size, seed=config.seed)
+    from .checkpoint import activate, open_run_directory
+    from .distributed import is_main_process
     from .methods import run_method
 
-    return run_method(net, bundle, config, progress=progress)
+    progress = progress and is_main_process()  # one set of progress bars under torchrun
+
+    with activate(open_run_directory(run_dir, resume, config, net, bundle)):
+        return run_method(net, bundle, config, progress=progress)

@@ -1,9 +1,12 @@
-"""The ``robust-prune`` command line: ``robustify`` and ``evaluate``.
+"""The ``robust-prune`` command line: ``robustify``, ``evaluate`` and ``grow``.
 
 Examples:
     robust-prune robustify                       # resnet18 on the embedded digits, prune 50% of channels
     robust-prune robustify --method dense --epochs 4 --out runs/dense
     robust-prune evaluate runs/resnet18-digits-prune --attacks pgd,fgsm --n 200
+    robust-prune push runs/resnet18-digits-prune --repo-id me/resnet18-digits-robust --private
+    robust-prune evaluate hf://me/resnet18-digits-robust --n 200
+    robust-prune grow runs/resnet18-digits-prune --out runs/resnet18-grown
 """
 
 from __future__ import annotations
@@ -29,8 +32,15 @@ def _robustify_args(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--structure", default="channel", help="channel or weight (default: channel)")
     p.add_argument("--sparsity", type=float, default=0.5, help="fraction removed, in [0, 1) (default: 0.5)")
     p.add_argument("--importance", default="magnitude", help="magnitude, taylor, random or robust")
+    p.add_argument("--rounds", type=int, default=1, help="lottery: pruning rounds to reach --sparsity (default 1)")
+    p.add_argument("--rewind-epoch", type=int, default=0, help="lottery: epoch to rewind to (0 = the initialisation)")
+    p.add_argument("--reinit", action="store_true", help="lottery: re-initialise the final ticket (the control)")
+    p.add_argument("--clean-pruning", action="store_true", help="lottery: train clean while pruning")
     p.add_argument("--epochs", type=int, default=None, help="adversarial training epochs before pruning (default 6)")
     p.add_argument("--finetune-epochs", type=int, default=None, help="fine-tuning epochs after pruning (default 3)")
+    p.add_argument("--grow-epochs", type=int, default=None, help="iwi: training epochs of the grown model (default 3)")
+    p.add_argument("--ticket-method", default="prune", help="iwi: where the ticket comes from, prune or lottery")
+    p.add_argument("--grow-init", default="zero-out", help="iwi: new weights, zero-out (exact), zero or random")
     p.add_argument("--objective", default="pgd-at", help="pgd-at, trades, fgsm-rs or clean (default: pgd-at)")
     p.add_argument("--eps", type=float, default=None, help="L-inf budget in pixel units (default: the dataset's)")
     p.add_argument("--train-steps", type=int, default=5, help="PGD steps during training (default: 5)")
@@ -41,20 +51,50 @@ def _robustify_args(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output folder (default: runs/MODEL-DATASET-METHOD)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--run-dir", default=None, help="checkpoint every stage into this folder (resumable)")
+    p.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR from its last checkpoint")
 
 
 def _evaluate_args(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="evaluate a saved model folder")
-    p.add_argument("path", help="a folder written by robustify / save_pretrained")
+    p = sub.add_parser("evaluate", help="evaluate a saved model folder or a Hub repository")
+    p.add_argument("path", help="a folder written by robustify / save_pretrained, a Hub repo id or hf://REPO_ID")
+    p.add_argument("--revision", default=None, help="Hub branch, tag or commit (default: main)")
     p.add_argument("--dataset", default=None, help="dataset (default: the one the model was trained on)")
     p.add_argument("--data-dir", default=None)
-    p.add_argument("--attacks", default="pgd", help="comma-separated attacks (default: pgd)")
-    p.add_argument("--eps", type=float, default=None)
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--n", type=int, default=None)
+    p.add_argument(
+        "--attacks",
+        default="pgd",
+        help="comma-separated: fgsm, pgd, apgd-ce, apgd-dlr, cw, square, autoattack (reference budget), "
+        "autoattack-fast (default: pgd)",
+    )
+    p.add_argument("--eps", type=float, default=None, help="budget in pixel units (default: the dataset's)")
+    p.add_argument("--norm", default="Linf", help="Linf or L2 (default: Linf)")
+    p.add_argument("--steps", type=int, default=20, help="PGD/APGD steps (default: 20)")
+    p.add_argument("--restarts", type=int, default=1, help="PGD/APGD restarts (default: 1)")
+    p.add_argument("--n", type=int, default=None, help="evaluate on the first N test points (default: all)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-sanity", action="store_true", help="skip the gradient-masking sanity checks")
+    p.add_argument("--diagnostics", action="store_true", help="also print the sparsity diagnostics")
     p.add_argument("--no-progress", action="store_true")
+
+
+def _push_args(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("push", help="publish a saved model folder to the Hugging Face Hub in one commit")
+    p.add_argument("path", help="a folder written by robustify / save_pretrained (RUN_DIR)")
+    p.add_argument("--repo-id", required=True, help="Hub repository, namespace/name (created if missing)")
+    p.add_argument("--private", action="store_true", help="create the repository private")
+    p.add_argument("--revision", default=None, help="branch to commit to (default: main)")
+    p.add_argument("--commit-message", default=None)
+
+
+def _grow_args(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("grow", help="grow a saved pruned model back to its full-width timm architecture")
+    p.add_argument("path", help="a folder written by robustify / save_pretrained (the ticket)")
+    p.add_argument("--out", required=True, help="output folder for the grown model")
+    p.add_argument("--init", default="zero-out", help="zero-out (function-preserving), zero or random")
+    p.add_argument("--scale", type=float, default=None, help="std of new incoming weights (default: timm's init)")
+    p.add_argument("--seed", type=int, default=0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     _robustify_args(sub)
     _evaluate_args(sub)
+    _push_args(sub)
+    _grow_args(sub)
     return parser
 
 
@@ -82,9 +124,16 @@ def _cmd_robustify(args: argparse.Namespace) -> int:
         sparsity=args.sparsity,
         structure=args.structure,
         importance=args.importance,
+        rounds=args.rounds,
+        rewind_epoch=args.rewind_epoch,
+        reinit=args.reinit,
+        adversarial=not args.clean_pruning,
         attack=attack,
         epochs=args.epochs,
         finetune_epochs=args.finetune_epochs,
+        grow_epochs=args.grow_epochs,
+        ticket_method=args.ticket_method,
+        grow_init=args.grow_init,
         objective=args.objective,
         lr=args.lr,
         eval_attacks=tuple(a for a in args.attacks.split(",") if a),
@@ -94,8 +143,14 @@ def _cmd_robustify(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         progress=not args.no_progress,
+        run_dir=args.run_dir,
+        resume=args.resume,
     )
     del torch
+    from .distributed import is_main_process
+
+    if not is_main_process():  # under torchrun / accelerate launch the main process writes and prints
+        return 0
     out = Path(args.out or f"runs/{args.model}-{Path(str(args.dataset)).name}-{args.method}")
     result.save_pretrained(out)
     print(result.report)
@@ -107,20 +162,52 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate
     from .hub import from_pretrained
 
-    model = from_pretrained(args.path)
+    model = from_pretrained(args.path, revision=args.revision)
     data = args.dataset or model.robust_prune_config.get("data", {}).get("name") or "digits"
     report = evaluate(
         model,
         data if data != "loaders" else "digits",
         attacks=tuple(a for a in args.attacks.split(",") if a),
         eps=args.eps,
+        norm=args.norm,
         steps=args.steps,
+        restarts=args.restarts,
         n=args.n,
         batch_size=args.batch_size,
         seed=args.seed,
         progress=not args.no_progress,
+        sanity=not args.no_sanity,
     )
     print(report)
+    if args.diagnostics:
+        from .diagnostics import diagnose
+
+        data = data if data != "loaders" else "digits"
+        print()
+        print(diagnose(model, data, eps=args.eps, norm=args.norm, n=min(args.n or 256, 256), seed=args.seed))
+    return 0
+
+
+def _cmd_push(args: argparse.Namespace) -> int:
+    from .hub import push_folder
+
+    url = push_folder(
+        args.path, args.repo_id, private=args.private, revision=args.revision, commit_message=args.commit_message
+    )
+    print(f"Pushed {args.path} to {args.repo_id}: {url}")
+    return 0
+
+
+def _cmd_grow(args: argparse.Namespace) -> int:
+    from .hub import from_pretrained, save_pretrained
+    from .inheritance import grow
+
+    grown = grow(from_pretrained(args.path), init=args.init, scale=args.scale, seed=args.seed)
+    save_pretrained(grown, args.out, record=grown.pruning_record)
+    info = grown.growth
+    print(f"Grew {grown.pruning_record.architecture}: {info.ticket_params} -> {info.grown_params} parameters, "
+          f"max output deviation {info.max_deviation:.3g} ({'exact' if info.exact else 'not exact'}).")
+    print(f"Saved to {args.out}/")
     return 0
 
 
@@ -131,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    commands = {"robustify": _cmd_robustify, "evaluate": _cmd_evaluate}
+    commands = {"robustify": _cmd_robustify, "evaluate": _cmd_evaluate, "push": _cmd_push, "grow": _cmd_grow}
     try:
         return commands[args.command](args)
     except RobustPruneError as exc:

@@ -1,18 +1,27 @@
-"""Saving and loading robust_prune models as data: config.json + model.safetensors + report.json.
+"""Saving, loading and publishing robust_prune models as data: config.json + model.safetensors + report.json.
 
-A channel-pruned model is rebuilt by creating the timm architecture and replaying the pruning record,
-then loading weights with ``strict=True``. Nothing here unpickles a file.
+A folder holds config.json (timm's ``architecture`` / ``num_classes`` / ``model_args`` / ``pretrained_cfg`` plus a
+``robust_prune`` section with the pruning record, method, attack and training settings and the data spec),
+model.safetensors, masks.safetensors (weight structure only), report.json / report.md and a model card README.md.
+A channel-pruned model is rebuilt by creating the timm architecture and replaying the pruning record, then loading
+weights with ``strict=True``; dense, weight-masked and grown models keep timm's architecture, so timm loads them
+too. Nothing here unpickles a file. Pushing writes the folder to a temporary directory and uploads it in one commit
+(see :mod:`robust_prune.hub_remote`).
 
 Example:
     >>> import robust_prune as rp
     >>> rp.save_pretrained(result, "out/resnet18-digits")  # doctest: +SKIP
     >>> model = rp.from_pretrained("out/resnet18-digits")  # doctest: +SKIP
+    >>> result.push_to_hub("me/resnet18-digits-robust")  # doctest: +SKIP
+    >>> model = rp.from_pretrained("me/resnet18-digits-robust")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +37,49 @@ from .evaluation import RobustnessReport
 from .models import NormalizedModel
 from .pruning.record import PruningRecord, rebuild_model
 
-__all__ = ["save_pretrained", "from_pretrained", "load_folder", "CONFIG_NAME", "WEIGHTS_NAME", "REPORT_NAME"]
+__all__ = [
+    "save_pretrained",
+    "from_pretrained",
+    "load_folder",
+    "push_folder",
+    "push_to_hub",
+    "CONFIG_NAME",
+    "WEIGHTS_NAME",
+    "REPORT_NAME",
+]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 MASKS_NAME = "masks.safetensors"
 REPORT_NAME = "report.json"
+CARD_NAME = "README.md"
+# pretrained_cfg keys that describe where timm's original weights came from, not these weights
+_SOURCE_KEYS = {"url", "file", "hf_hub_id", "hf_hub_filename", "source", "state_dict", "tag", "custom_load"}
+
+
+def _json_safe(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _config_dict(model: NormalizedModel, record: PruningRecord, extra: dict[str, Any]) -> dict[str, Any]:
+    """config.json: timm's fields (architecture, num_classes, model_args, pretrained_cfg) + a robust_prune section."""
     inner = model.model
     cfg = dict(getattr(inner, "pretrained_cfg", None) or {})
-    pretrained_cfg = {k: v for k, v in cfg.items() if isinstance(v, (str, int, float, bool, list, tuple, type(None)))}
+    pretrained_cfg = {
+        k: list(v) if isinstance(v, tuple) else v
+        for k, v in cfg.items()
+        if k not in _SOURCE_KEYS and (v is not None or k in ("first_conv", "classifier", "pool_size")) and _json_safe(v)
+    }
     pretrained_cfg["mean"] = [float(v) for v in model.mean.flatten()]
     pretrained_cfg["std"] = [float(v) for v in model.std.flatten()]
     pretrained_cfg["input_size"] = list(record.input_size)
+    pretrained_cfg.pop("test_input_size", None)
     pretrained_cfg["num_classes"] = int(getattr(inner, "num_classes", 0))
+    pretrained_cfg["architecture"] = record.architecture
     args = dict(record.model_args)
     return {
         "architecture": record.architecture,
@@ -61,6 +97,16 @@ def _config_dict(model: NormalizedModel, record: PruningRecord, extra: dict[str,
     }
 
 
+def _plain_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
+    """``state_dict()`` with torch.nn.utils.prune reparametrisations folded (``w_orig * w_mask`` -> ``w``)."""
+    state = dict(module.state_dict())
+    for key in [k for k in state if k.endswith("_orig")]:
+        base = key[: -len("_orig")]
+        if base + "_mask" in state:
+            state[base] = state.pop(key) * state.pop(base + "_mask")
+    return state
+
+
 def save_pretrained(
     model_or_result: Any,
     save_directory: str | os.PathLike[str],
@@ -68,18 +114,25 @@ def save_pretrained(
     record: PruningRecord | None = None,
     report: RobustnessReport | None = None,
     card: bool = True,
+    repo_id: str | None = None,
+    base_model: str | None = None,
 ) -> Path:
     """Write a model (or a ``RobustifyResult``) to ``save_directory`` as config.json, model.safetensors,
-    report.json / report.md and a model card README.md. Each file is written atomically.
+    masks.safetensors (weight structure), report.json / report.md and a model card README.md.
+
+    Each file is written atomically; nothing is pickled.
 
     Args:
         model_or_result: a ``RobustifyResult``, or a NormalizedModel / timm model with ``record``.
         record: the pruning record (required for a bare model; a dense record is made if omitted).
         report: the robustness report to store beside it.
         card: also write README.md (a Hugging Face model card).
+        repo_id: the Hub repository the card's loading code names (a placeholder when None).
+        base_model: the Hub id of the weights the model started from, for the card's ``base_model``.
 
     Example:
         >>> save_pretrained(result, "out/run1")  # doctest: +SKIP
+        >>> save_pretrained(model, "out/run2", record=record, report=report)  # doctest: +SKIP
     """
     from .methods import dense_record
 
@@ -87,13 +140,17 @@ def save_pretrained(
     if hasattr(model_or_result, "report") and hasattr(model_or_result, "record"):
         result = model_or_result
         model, record, report = result.model, result.record, result.report
-        extra = {"method": result.config.method, "config": result.config.to_dict(), "data": result.data}
+        extra = {"method": result.config.method, "config": result.config.to_dict(), "data": dict(result.data)}
         if getattr(result, "ticket_report", None) is not None:
             extra["ticket_report"] = result.ticket_report.to_dict()
     else:
         model = NormalizedModel.from_timm(model_or_result)
         record = record or dense_record(model)
         extra = {"method": record.extra.get("method", "dense" if record.structure == "none" else "prune")}
+        if report is not None and report.meta.get("data"):
+            extra["data"] = {"name": report.meta["data"]}
+    if base_model:
+        extra["base_model"] = base_model
     if not record.architecture:
         raise NotARobustPruneFolderError(
             "Only timm models can be saved: the record has no timm architecture to rebuild from."
@@ -101,23 +158,31 @@ def save_pretrained(
     out = Path(save_directory)
     out.mkdir(parents=True, exist_ok=True)
     config = _config_dict(model, record, extra)
-    write_safetensors(out / WEIGHTS_NAME, model.model.state_dict(), metadata={"format": "pt"})
+    write_safetensors(out / WEIGHTS_NAME, _plain_state_dict(model.model), metadata={"format": "pt"})
     if record.masks:
         write_safetensors(out / MASKS_NAME, {k: v.to(torch.uint8) for k, v in record.masks.items()})
+    elif (out / MASKS_NAME).exists():
+        (out / MASKS_NAME).unlink()
     if report is not None:
         write_json(out / REPORT_NAME, report.to_dict())
         write_text(out / "report.md", report.to_markdown() + "\n")
     write_json(out / CONFIG_NAME, config)
     if card:
-        from .model_card import build_model_card
-
-        write_text(out / "README.md", str(build_model_card(config, report)))
+        _write_card(out, repo_id)
     return out
 
 
-def load_folder(folder: str | os.PathLike[str]) -> NormalizedModel:
-    """Load a local robust_prune folder (see :func:`from_pretrained`)."""
-    folder = Path(folder)
+def _write_card(folder: Path, repo_id: str | None) -> None:
+    from .model_card import build_model_card
+
+    config = _read_config(folder)
+    report_path = folder / REPORT_NAME
+    report = RobustnessReport.from_json(report_path.read_text(encoding="utf-8")) if report_path.is_file() else None
+    write_text(folder / CARD_NAME, str(build_model_card(config, report, repo_id=repo_id)))
+
+
+def _read_config(folder: Path) -> dict[str, Any]:
+    """config.json of a robust_prune folder, checked to be ours."""
     config_path = folder / CONFIG_NAME
     if not folder.is_dir():
         raise NotARobustPruneFolderError(f"{folder} is not a folder. Pass a folder written by save_pretrained().")
@@ -135,6 +200,93 @@ def load_folder(folder: str | os.PathLike[str]) -> NormalizedModel:
             f"{config_path} has no 'robust_prune' section: this is not a robust_prune model. "
             "Plain timm models load with timm.create_model('hf-hub:...')."
         )
+    return config
+
+
+def push_folder(
+    folder: str | os.PathLike[str],
+    repo_id: str,
+    *,
+    private: bool = False,
+    token: str | None = None,
+    revision: str | None = None,
+    commit_message: str | None = None,
+) -> str:
+    """Publish a folder written by :func:`save_pretrained` (e.g. a ``robustify`` run directory) in one commit.
+
+    The model card is regenerated for ``repo_id``; only the model files travel (no checkpoints, no logs).
+    Returns the commit URL (an empty string on the non-main processes of a distributed run, which push nothing).
+
+    Raises:
+        NotARobustPruneFolderError: the folder was not written by robust_prune.
+        HubError: invalid repository id, no token, refused token, or a network failure (nothing committed).
+
+    Example:
+        >>> push_folder("runs/resnet18-digits-prune", "me/resnet18-digits-robust")  # doctest: +SKIP
+    """
+    from .distributed import is_main_process
+    from .hub_remote import FOLDER_FILES, resolve_token, upload_folder, validate_repo_id
+
+    if not is_main_process():
+        return ""
+    folder = Path(folder)
+    _read_config(folder)
+    validate_repo_id(repo_id)
+    token = resolve_token(token)
+    with tempfile.TemporaryDirectory(prefix="robust_prune_push_") as tmp:
+        staged = Path(tmp)
+        for name in FOLDER_FILES:
+            if (folder / name).is_file() and name != CARD_NAME:
+                shutil.copyfile(folder / name, staged / name)
+        return upload_folder(
+            staged,
+            repo_id,
+            private=private,
+            token=token,
+            revision=revision,
+            commit_message=commit_message,
+            prepare=lambda resolved: _write_card(staged, resolved),
+        )
+
+
+def push_to_hub(
+    model_or_result: Any,
+    repo_id: str,
+    *,
+    private: bool = False,
+    token: str | None = None,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    record: PruningRecord | None = None,
+    report: RobustnessReport | None = None,
+) -> str:
+    """Save a ``RobustifyResult`` (or a model with its record and report) and publish it in one commit.
+
+    The token comes from ``token``, ``HF_TOKEN`` or ``hf auth login``; it is never written or logged.
+    Returns the commit URL (an empty string on the non-main processes of a distributed run, which push nothing).
+
+    Example:
+        >>> push_to_hub(result, "me/resnet18-digits-robust", private=True)  # doctest: +SKIP
+    """
+    from .distributed import is_main_process
+    from .hub_remote import resolve_token, validate_repo_id
+
+    if not is_main_process():
+        return ""
+    validate_repo_id(repo_id)
+    token = resolve_token(token)
+    with tempfile.TemporaryDirectory(prefix="robust_prune_save_") as tmp:
+        save_pretrained(model_or_result, tmp, record=record, report=report, card=False)
+        return push_folder(
+            tmp, repo_id, private=private, token=token, revision=revision, commit_message=commit_message
+        )
+
+
+def load_folder(folder: str | os.PathLike[str]) -> NormalizedModel:
+    """Load a local robust_prune folder (see :func:`from_pretrained`)."""
+    folder = Path(folder)
+    config = _read_config(folder)
+    section = config["robust_prune"]
     masks = {}
     if (folder / MASKS_NAME).is_file():
         masks = {k: v.bool() for k, v in _load_tensors(folder / MASKS_NAME).items()}
@@ -144,7 +296,9 @@ def load_folder(folder: str | os.PathLike[str]) -> NormalizedModel:
     try:
         inner.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(f"The weights in {folder / WEIGHTS_NAME} do not fit the recorded architecture: {exc}") from exc
+        raise CheckpointError(
+            f"The weights in {folder / WEIGHTS_NAME} do not fit the recorded architecture: {exc}"
+        ) from exc
     cfg = config.get("pretrained_cfg", {})
     model = NormalizedModel(inner, cfg.get("mean", [0.0] * 3), cfg.get("std", [1.0] * 3)).eval()
     model.pruning_record = record
@@ -159,22 +313,38 @@ def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a readable safetensors file ({exc}); it is corrupt or truncated.") from exc
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file ({exc}); it is corrupt or truncated."
+        ) from exc
 
 
 def from_pretrained(name_or_path: str | os.PathLike[str], *, revision: str | None = None) -> nn.Module:
-    """Load a robust_prune model from a local folder or a Hugging Face Hub repository.
+    """Load a robust_prune model from a local folder or a Hugging Face Hub repository (``"me/name"`` or
+    ``"hf://me/name"``).
 
-    Returns the model (normalisation inside, eval mode) with ``.pruning_record``, ``.robustness_report``
-    and ``.robust_prune_config`` attached.
+    The architecture is rebuilt from the timm name and the pruning record, then the safetensors weights are loaded
+    with ``strict=True``; nothing is unpickled. Returns the model (normalisation inside, eval mode) with
+    ``.pruning_record``, ``.robustness_report`` and ``.robust_prune_config`` attached.
+
+    Raises:
+        NotARobustPruneFolderError: the folder or repository does not hold a robust_prune model.
+        HubError: invalid repository id, missing repository or revision, or a network failure.
 
     Example:
         >>> model = from_pretrained("out/run1")  # doctest: +SKIP
+        >>> model = from_pretrained("me/resnet18-digits-robust", revision="main")  # doctest: +SKIP
         >>> model(torch.rand(1, 3, 32, 32)).shape  # doctest: +SKIP
     """
-    path = Path(name_or_path)
-    if path.exists():
-        return load_folder(path)
-    from .hub_remote import download_folder
+    name = os.fspath(name_or_path)
+    if name.startswith("hf://"):
+        name = name[len("hf://") :]
+    elif Path(name).exists():
+        return load_folder(name)
+    from .errors import HubError
+    from .hub_remote import download_folder, validate_repo_id
 
-    return load_folder(download_folder(str(name_or_path), revision=revision))
+    try:
+        validate_repo_id(name)
+    except HubError as exc:
+        raise HubError(f"{name!r} is not a local folder, and {exc}") from None
+    return load_folder(download_folder(name, revision=revision))

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,6 +76,17 @@ def resolve_token(token: str | None = None) -> str:
     return found
 
 
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """The HTTP library's transport errors (huggingface_hub has used requests, httpx and httpx2)."""
+    found: list[type[BaseException]] = []
+    for module, name in (("httpx2", "TransportError"), ("httpx", "TransportError"), ("requests", "ConnectionError")):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
 def _scrub(text: str, token: str | None) -> str:
     return text.replace(token, "***") if token else text
 
@@ -82,7 +94,6 @@ def _scrub(text: str, token: str | None) -> str:
 @contextlib.contextmanager
 def _hub_errors(action: str, repo_id: str, token: str | None = None, revision: str | None = None) -> Iterator[None]:
     """Translate huggingface_hub / network errors raised in the block into HubError (never echoing the token)."""
-    import httpx
     from huggingface_hub.errors import (
         GatedRepoError,
         HfHubHTTPError,
@@ -128,7 +139,7 @@ def _hub_errors(action: str, repo_id: str, token: str | None = None, revision: s
             f"Cannot {action} {where}: the Hub answered HTTP {status} ({_scrub(str(exc).splitlines()[0], token)}). "
             "Nothing was committed; try again later."
         ) from None
-    except (httpx.HTTPError, ConnectionError, TimeoutError) as exc:
+    except (*_network_errors(), ConnectionError, TimeoutError) as exc:
         raise HubError(
             f"Cannot {action} {where}: network failure ({type(exc).__name__}). Nothing was committed; check the "
             "connection and try again."

@@ -121,7 +121,9 @@ def _fresh(record: PruningRecord, seed: int) -> nn.Module:
         try:
             model = timm.create_model(record.architecture, pretrained=False, **record.model_args)
         except (RuntimeError, TypeError, ValueError) as exc:
-            raise PruningError(f"timm could not create {record.architecture!r} with {record.model_args}: {exc}") from exc
+            raise PruningError(
+                f"timm could not create {record.architecture!r} with {record.model_args}: {exc}"
+            ) from exc
     model.robust_prune_model_args = dict(record.model_args)
     return model.eval()
 
@@ -212,6 +214,12 @@ def _grow_channels(
                 if source.shape == target.shape:
                     target.copy_(source)
                 continue
+            if origins[name].shape != source.shape:
+                raise PruningError(
+                    f"Growing {record.architecture}: replaying the record gives {name!r} the shape "
+                    f"{tuple(origins[name].shape)}, but the ticket's is {tuple(source.shape)}; the family's adapter "
+                    "changes it outside the recorded history, so it cannot be grown back."
+                )
             idx = origins[name].flatten()
             kept = torch.zeros(target.numel(), dtype=torch.bool)
             kept[idx] = True
@@ -266,6 +274,17 @@ def _deviation(ticket: nn.Module, grown: nn.Module, input_size: list[int], seed:
     return dev, dev / max(float(ref.abs().max()), 1e-12)
 
 
+def _mixes_channels(model: nn.Module) -> bool:
+    """Whether a norm layer pools statistics over several channels (LayerNorm, GroupNorm, EvoNorm-S), which
+    growing the width changes, whatever the family's adapter claims."""
+    for m in model.modules():
+        if isinstance(m, nn.LayerNorm) or (isinstance(m, nn.GroupNorm) and m.num_groups != m.num_channels):
+            return True
+        if type(m).__name__.startswith("EvoNorm2dS"):
+            return True
+    return False
+
+
 def grow(
     ticket: Any,
     *,
@@ -307,6 +326,11 @@ def grow(
     if scale is not None and (not math.isfinite(scale) or scale < 0):
         raise ConfigError(f"scale must be a finite std >= 0 or None, got {scale!r}.")
     model, record = _split_ticket(ticket, record)
+    with torch.random.fork_rng(devices=[]):  # replaying a record draws example inputs: leave the global RNG alone
+        return _grow(model, record, init=init, scale=scale, seed=seed)
+
+
+def _grow(model: nn.Module, record: PruningRecord, *, init: str, scale: float | None, seed: int) -> nn.Module:
     inner = unwrap_model(model)
     full = _fresh(record, seed)
     if record.structure == "channel":
@@ -320,7 +344,7 @@ def grow(
         warnings.warn(
             "grow(init='zero'): new channels have zero weights on both sides and get no gradient, so they "
             "cannot learn; use init='zero-out' to let them train while keeping the ticket's function.",
-            stacklevel=2,
+            stacklevel=3,
         )
     try:
         param = next(inner.parameters())
@@ -331,7 +355,7 @@ def grow(
     if isinstance(model, NormalizedModel):
         grown = NormalizedModel(full, model.mean.flatten().tolist(), model.std.flatten().tolist()).to(model.mean.device)
     dev, rel = _deviation(model, grown, record.input_size, seed)
-    adapter_exact = bool(getattr(adapter_by_name(record.adapter), "grow_exact", True))
+    adapter_exact = bool(getattr(adapter_by_name(record.adapter), "grow_exact", True)) and not _mixes_channels(full)
     info = GrowthInfo(
         init=init,
         scale=scale,
@@ -350,7 +374,7 @@ def grow(
         warnings.warn(
             f"grow(): the '{record.adapter}' adapter claims exact growth but the grown model deviates from the "
             f"ticket by {dev:.3g} (relative {rel:.3g}).",
-            stacklevel=2,
+            stacklevel=3,
         )
     grown_record = PruningRecord(
         structure="none",
@@ -378,8 +402,15 @@ def _iwi(model: NormalizedModel, bundle: DataBundle, config: RobustifyConfig, pr
         ticket = _prune(model, bundle, config, progress)
     grown = grow(ticket.model, record=ticket.record, init=config.grow_init, seed=config.seed)
     history = list(ticket.history)
-    history += train(grown, bundle.train, config=config.grow_train, eps=bundle.default_eps, seed=config.seed + 2,
-                     stage="adversarial training (grown)", progress=progress)
+    history += train(
+        grown,
+        bundle.train,
+        config=config.grow_train,
+        eps=bundle.default_eps,
+        seed=config.seed + 2,
+        stage="adversarial training (grown)",
+        progress=progress,
+    )
     report = _eval(grown, bundle, config, progress)
     record: PruningRecord = grown.pruning_record
     record.extra.update(method="iwi", ticket_method=config.ticket_method, ticket_report=ticket.report.to_dict())

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .api import RobustifyResult, _eval
+from .checkpoint import active_run
 from .config import RobustifyConfig
 from .data import DataBundle
 from .errors import ConfigError
 from .models import NormalizedModel
 from .pruning import PruningRecord, prune
-from .training import train
 
 __all__ = ["register_method", "run_method", "list_methods"]
 
@@ -78,23 +78,28 @@ def dense_record(model: NormalizedModel) -> PruningRecord:
 
 @register_method("dense")
 def _dense(model: NormalizedModel, bundle: DataBundle, config: RobustifyConfig, progress: bool) -> RobustifyResult:
-    history = train(model, bundle.train, config=config.pretrain, eps=bundle.default_eps, seed=config.seed,
-                    stage="adversarial training", progress=progress)
+    run = active_run()
+    history = run.train(model, bundle.train, stage="pretrain", label="adversarial training", config=config.pretrain,
+                        eps=bundle.default_eps, seed=config.seed, progress=progress)
     report = _eval(model, bundle, config, progress)
     return RobustifyResult(model.eval(), report, config, dense_record(model), history, bundle.spec())
 
 
 @register_method("prune")
 def _prune(model: NormalizedModel, bundle: DataBundle, config: RobustifyConfig, progress: bool) -> RobustifyResult:
-    history = train(model, bundle.train, config=config.pretrain, eps=bundle.default_eps, seed=config.seed,
-                    stage="adversarial training", progress=progress)
+    run = active_run()
+    history = run.train(model, bundle.train, stage="pretrain", label="adversarial training", config=config.pretrain,
+                        eps=bundle.default_eps, seed=config.seed, progress=progress)
     p = config.prune
-    _, record = prune(model, p.sparsity, structure=p.structure, importance=p.importance, scope=p.scope,
-                      prune_first_layer=p.prune_first_layer, prune_classifier=p.prune_classifier,
-                      round_to=p.round_to, image_size=bundle.image_size,
-                      loss_fn=_loss_fn(bundle, config) if p.importance in ("taylor", "robust") else None)
-    history += train(model, bundle.train, config=config.finetune, eps=bundle.default_eps, seed=config.seed + 1,
-                     stage="adversarial fine-tuning", progress=progress)
+    record = run.record
+    if run.needs("prune"):
+        _, record = prune(model, p.sparsity, structure=p.structure, importance=p.importance, scope=p.scope,
+                          prune_first_layer=p.prune_first_layer, prune_classifier=p.prune_classifier,
+                          round_to=p.round_to, image_size=bundle.image_size,
+                          loss_fn=_loss_fn(bundle, config) if p.importance in ("taylor", "robust") else None)
+        run.finish_stage("prune", model, record=record)
+    history += run.train(model, bundle.train, stage="finetune", label="adversarial fine-tuning", config=config.finetune,
+                         eps=bundle.default_eps, seed=config.seed + 1, progress=progress)
     if p.structure == "weight":
         from .pruning.unstructured import make_permanent
 

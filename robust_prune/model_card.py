@@ -144,7 +144,9 @@ def _load_section(repo: str, timm_ok: bool, cfg: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
-def build_model_card(config: dict[str, Any], report: RobustnessReport | None, *, repo_id: str | None = None) -> ModelCard:
+def build_model_card(
+    config: dict[str, Any], report: RobustnessReport | None, *, repo_id: str | None = None
+) -> ModelCard:
     """A model card: YAML metadata, model-index, how to load it, the report, sanity checks, method and citation.
 
     Args:
@@ -178,11 +180,11 @@ def build_model_card(config: dict[str, Any], report: RobustnessReport | None, *,
         eval_results=eval_results(report, dataset_id, dataset_name) if report is not None else None,
     )
     stats = record.get("stats", {})
+    pruned = f", {structure}-level pruning to {float(section.get('sparsity', 0.0)):.0%}" if structure != "none" else ""
     body = [
-        f"# {arch} on {dataset_name}: adversarially robust, {method} ({structure} structure)",
+        f"# {arch} on {dataset_name}: adversarially robust ({method}{pruned})",
         "",
-        f"A timm `{arch}` made adversarially robust with robust_prune"
-        f" (method `{method}`, structure `{structure}`, requested sparsity {float(section.get('sparsity', 0.0)):.0%}).",
+        f"A timm `{arch}` made adversarially robust with robust_prune: method `{method}`, structure `{structure}`.",
         "",
         *_load_section(repo, timm_ok, config.get("pretrained_cfg", {})),
     ]

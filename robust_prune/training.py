@@ -7,7 +7,8 @@ the global RNG stream that drives shuffling and augmentation.
 Example:
     >>> from robust_prune import TrainConfig, AttackConfig
     >>> from robust_prune.training import train
-    >>> history = train(model, bundle.train, config=TrainConfig(epochs=1, attack=AttackConfig(eps=0.1)))  # doctest: +SKIP
+    >>> config = TrainConfig(epochs=1, attack=AttackConfig(eps=0.1))
+    >>> history = train(model, bundle.train, config=config)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from . import distributed
 from .attacks import preserve_state, run_attack
 from .config import AttackConfig, TrainConfig
 from .errors import ConfigError, TrainingDivergedError
@@ -52,6 +54,17 @@ class EpochStats:
 
 def _batch_seed(seed: int, epoch: int, step: int) -> int:
     return (seed * 1_000_003 + epoch * 10_007 + step) % (2**31 - 1)
+
+
+def _shuffle_seed(seed: int, epoch: int) -> int:
+    return (seed * 7_919 + epoch * 104_729 + 12_345) % (2**31 - 1)
+
+
+def _shuffle_generator(loader: DataLoader) -> torch.Generator | None:
+    """The generator that drives the loader's shuffling (re-seeded per epoch so that resumed runs match)."""
+    sampler = getattr(loader, "sampler", None)
+    generator = getattr(sampler, "generator", None)
+    return generator if isinstance(generator, torch.Generator) else getattr(loader, "generator", None)
 
 
 def _adversarial_examples(
@@ -191,7 +204,7 @@ def train(
     accelerator = accelerator or make_accelerator(config)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    total_steps = max(1, config.epochs * len(loader))
+    total_steps = max(1, config.epochs * math.ceil(len(loader) / accelerator.num_processes))  # steps per process
     if config.schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
@@ -203,9 +216,12 @@ def train(
         scheduler.load_state_dict(resume_state["scheduler"])
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
+    shuffle = _shuffle_generator(loader)
     wrapped, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     plain = accelerator.unwrap_model(wrapped)
     for epoch in range(start_epoch, config.epochs):
+        if shuffle is not None:  # the order of epoch e depends on (seed, e) only: resumed runs see the same batches
+            shuffle.manual_seed(_shuffle_seed(seed, epoch))
         wrapped.train()
         started = time.perf_counter()
         totals = torch.zeros(4, device=accelerator.device)  # loss sum, clean correct, adv correct, images
@@ -237,22 +253,22 @@ def train(
             accelerator.backward(loss)
             optimizer.step()
             scheduler.step()
-            n = labels.shape[0]
-            totals += torch.tensor(
+            # per-image results from every process, without the samples padded into the last batch
+            per_image = torch.stack(
                 [
-                    float(loss.detach()) * n,
-                    float((logits_clean.argmax(1) == labels).sum()),
-                    float((logits_adv.argmax(1) == labels).sum()),
-                    float(n),
-                ],
-                device=totals.device,
+                    torch.full_like(labels, float(loss.detach()), dtype=torch.float32),
+                    (logits_clean.argmax(1) == labels).float(),
+                    (logits_adv.argmax(1) == labels).float(),
+                ]
             )
+            per_image = accelerator.gather_for_metrics(per_image.T.contiguous()).T
+            totals += torch.cat([per_image.sum(1), per_image.new_tensor([per_image.shape[1]])]).to(totals.device)
             bar.set_postfix(
                 loss=f"{totals[0] / totals[3]:.3f}",
                 clean=f"{totals[1] / totals[3]:.3f}",
                 adv=f"{totals[2] / totals[3]:.3f}",
             )
-        totals = accelerator.reduce(totals, reduction="sum")
+        distributed.broadcast_state(plain)  # identical weights and BatchNorm statistics on every process
         images_seen = max(float(totals[3]), 1.0)
         stats = EpochStats(
             stage=stage,

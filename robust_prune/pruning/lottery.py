@@ -33,9 +33,12 @@ from torch import nn
 
 from robust_prune.adapters import unwrap_model
 
+from ..api import RobustifyResult, _eval
 from ..config import PruneConfig, RobustifyConfig, TrainConfig
 from ..data import DataBundle
 from ..errors import ConfigError, PruningError
+from ..methods import _loss_fn, register_method
+from ..models import NormalizedModel
 from ..training import EpochStats, train
 from .record import PruningRecord, rebuild_model, replay_history
 from .structured import channel_prune, count_macs_params
@@ -130,22 +133,34 @@ def _round_config(config: RobustifyConfig) -> TrainConfig:
     return train_cfg if config.prune.adversarial else dataclasses.replace(train_cfg, objective="clean")
 
 
-def _prune_round(model: nn.Module, p: PruneConfig, target: float, previous: float, bundle: DataBundle,
-                 loss_fn: Any) -> PruningRecord:
+def _prune_round(
+    model: nn.Module, p: PruneConfig, target: float, previous: float, bundle: DataBundle, loss_fn: Any
+) -> PruningRecord:
     if p.structure == "weight":
-        return weight_prune(model, dataclasses.replace(p, sparsity=target, rounds=1), image_size=bundle.image_size,
-                            loss_fn=loss_fn)
+        return weight_prune(
+            model, dataclasses.replace(p, sparsity=target, rounds=1), image_size=bundle.image_size, loss_fn=loss_fn
+        )
     if p.importance == "robust":
         raise ConfigError("importance='robust' is a weight-level score; for channels use 'taylor' or 'magnitude'.")
     fraction = 1.0 - (1.0 - target) / (1.0 - previous)  # of the channels still there
-    return channel_prune(model, fraction, importance=p.importance, global_pruning=p.scope == "global",
-                         round_to=p.round_to, image_size=bundle.image_size, loss_fn=loss_fn)
+    return channel_prune(
+        model,
+        fraction,
+        importance=p.importance,
+        global_pruning=p.scope == "global",
+        round_to=p.round_to,
+        image_size=bundle.image_size,
+        loss_fn=loss_fn,
+    )
 
 
 def _merge_channel_records(records: list[PruningRecord], macs_after: int, params_after: int) -> PruningRecord:
     first = records[0]
-    merged = dataclasses.replace(first, history=[step for r in records for step in r.history],
-                                 module_attrs={k: v for r in records for k, v in r.module_attrs.items()})
+    merged = dataclasses.replace(
+        first,
+        history=[step for r in records for step in r.history],
+        module_attrs={k: v for r in records for k, v in r.module_attrs.items()},
+    )
     macs0, params0 = first.stats["macs_before"], first.stats["params_before"]
     merged.stats = {
         "macs_before": macs0,
@@ -159,8 +174,9 @@ def _merge_channel_records(records: list[PruningRecord], macs_after: int, params
     return merged
 
 
-def find_ticket(model: nn.Module, bundle: DataBundle, config: RobustifyConfig, *, progress: bool = False,
-                loss_fn: Any = None) -> LotteryTicket:
+def find_ticket(
+    model: nn.Module, bundle: DataBundle, config: RobustifyConfig, *, progress: bool = False, loss_fn: Any = None
+) -> LotteryTicket:
     """Run IMP on ``model`` (in place) and leave it as the rewound (or re-initialised) ticket, ready to train.
 
     Args:
@@ -196,15 +212,28 @@ def find_ticket(model: nn.Module, bundle: DataBundle, config: RobustifyConfig, *
     rounds: list[dict[str, Any]] = []
     previous = 0.0
     for r, target in enumerate(round_sparsities(p), start=1):
-        history += train(model, bundle.train, config=round_cfg, eps=bundle.default_eps, seed=config.seed + 1000 * r,
-                         stage=f"{stage} round {r}/{p.rounds}", progress=progress,
-                         on_epoch_end=snapshot if r == 1 else None)
+        history += train(
+            model,
+            bundle.train,
+            config=round_cfg,
+            eps=bundle.default_eps,
+            seed=config.seed + 1000 * r,
+            stage=f"{stage} round {r}/{p.rounds}",
+            progress=progress,
+            on_epoch_end=snapshot if r == 1 else None,
+        )
         record = _prune_round(model, p, target, previous, bundle, loss_fn)
         records.append(record)
         achieved = record.stats["sparsity"] if p.structure == "weight" else 1.0 - record.stats["params_ratio"]
-        rounds.append({"round": r, "target": target, "sparsity": achieved,
-                       "train_clean_accuracy": history[-1].clean_accuracy if history else None,
-                       "train_adversarial_accuracy": history[-1].adversarial_accuracy if history else None})
+        rounds.append(
+            {
+                "round": r,
+                "target": target,
+                "sparsity": achieved,
+                "train_clean_accuracy": history[-1].clean_accuracy if history else None,
+                "train_adversarial_accuracy": history[-1].adversarial_accuracy if history else None,
+            }
+        )
         previous = target
         if p.structure == "channel":
             inner = unwrap_model(model)
@@ -229,29 +258,22 @@ def find_ticket(model: nn.Module, bundle: DataBundle, config: RobustifyConfig, *
     return LotteryTicket(model, record, history, saved["state"])
 
 
-def _lottery(model: nn.Module, bundle: DataBundle, config: RobustifyConfig, progress: bool) -> Any:
-    from ..api import _eval
-    from ..methods import _loss_fn
-    from ..training import train as train_fn
-
+@register_method("lottery")
+def _lottery(model: NormalizedModel, bundle: DataBundle, config: RobustifyConfig, progress: bool) -> RobustifyResult:
     p = config.prune
     loss_fn = _loss_fn(bundle, config) if p.importance in ("taylor", "robust") else None
     ticket = find_ticket(model, bundle, config, progress=progress, loss_fn=loss_fn)
     stage = "adversarial training of the re-initialised ticket" if p.reinit else "adversarial training of the ticket"
-    history = ticket.history + train_fn(model, bundle.train, config=config.finetune, eps=bundle.default_eps,
-                                        seed=config.seed + 1, stage=stage, progress=progress)
+    history = ticket.history + train(
+        model,
+        bundle.train,
+        config=config.finetune,
+        eps=bundle.default_eps,
+        seed=config.seed + 1,
+        stage=stage,
+        progress=progress,
+    )
     if p.structure == "weight":
         ticket.record.masks = make_permanent(model)
     report = _eval(model, bundle, config, progress)
-    from ..api import RobustifyResult
-
     return RobustifyResult(model.eval(), report, config, ticket.record, history, bundle.spec())
-
-
-def _register() -> None:
-    from ..methods import register_method
-
-    register_method("lottery")(_lottery)
-
-
-_register()

@@ -68,7 +68,9 @@ def _weight_grad(module: nn.Module) -> torch.Tensor | None:
     return None if param.grad is None else param.grad.detach()
 
 
-def _scores(layers: dict[str, nn.Module], importance: str, model: nn.Module, loss_fn: LossFn | None) -> dict[str, torch.Tensor]:
+def _scores(
+    layers: dict[str, nn.Module], importance: str, model: nn.Module, loss_fn: LossFn | None
+) -> dict[str, torch.Tensor]:
     if importance == "robust":
         if loss_fn is None:
             raise PruningError("importance='robust' needs loss_fn(model) -> adversarial loss for its gradients.")
@@ -85,7 +87,9 @@ def _scores(layers: dict[str, nn.Module], importance: str, model: nn.Module, los
             g = _weight_grad(module)
             s = (w * g).abs() if g is not None else torch.zeros_like(w)
         else:
-            raise PruningError(f"Importance {importance!r} is not available for weights; use magnitude, random or robust.")
+            raise PruningError(
+                f"Importance {importance!r} is not available for weights; use magnitude, random or robust."
+            )
         s = s.float().cpu().clone()
         if hasattr(module, "weight_mask"):  # what is already pruned stays pruned
             s[~module.weight_mask.bool().cpu()] = -float("inf")

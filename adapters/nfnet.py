@@ -1,0 +1,22 @@
+"""timm.models.nfnet: Normalizer-Free nets (NFNet, ECA-NFNet, NF-RegNet, NF-ResNet, test_nfnet).
+
+No BatchNorm: weight-standardised convs (``ScaledStdConv2d``) carry a per-output ``gain`` that the shared
+pruner in ``_layers.py`` cuts along with the weights; the residual ``alpha``/``beta`` scalars and the
+skip-init gains are scalars. ``torch.utils.flop_counter`` counts their convolutions (torch-pruning's own
+counter would not). Without normalisation statistics, growth is exact.
+"""
+
+from ._base import Adapter, Example, register_adapter
+
+
+@register_adapter
+class NfNetAdapter(Adapter):
+    name = "nfnet"
+    timm_modules = ("nfnet",)
+    examples = (
+        Example("test_nfnet", "test_*"),
+        Example("nf_regnet_b0", "nfnet", quick=False),
+        Example("eca_nfnet_l0", "nfnet", quick=False),
+        Example("nf_resnet50", "nfnet", quick=False),
+        Example("dm_nfnet_f0", "nfnet", quick=False),
+    )

@@ -1,0 +1,118 @@
+"""timm.models.swin_transformer: Swin Transformer (V1).
+
+- ``PatchMerging`` gathers each 2x2 neighbourhood into ``4 * C`` channels (``reshape``/``permute``/``flatten``)
+  before its LayerNorm and linear reduction; torch-pruning cannot map channel indices through that, so the
+  layer is opaque with its own pruner: input channel ``c`` is ``c`` in each of the four blocks of the
+  norm and of the reduction's input; output channels are the reduction's rows.
+- ``WindowAttention`` reshapes its output with ``-1``, so heads are pruned by head dimension like ViT's
+  (head count kept, original scale kept, explicit attention path, all recorded). The relative position
+  bias tables are per head and stay out of the graph.
+- Fixed input size (``img_size``; window sizes must divide each stage's grid).
+LayerNorm over pruned widths: growth is not exact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch_pruning as tp
+from timm.models.swin_transformer import PatchMerging
+from torch import nn
+
+from ._base import Adapter, Example, register_adapter, unwrap_model
+from ._common import fix_qkv_attention, fixed_img_size, frozen_params, heads_by_qkv
+
+
+class PatchMergingPruner(tp.pruner.BasePruningFunc):
+    """Swin's PatchMerging: ``reduction(norm(x4))`` (V1) or ``norm(reduction(x4))`` (V2), x4 = 4 blocks of C."""
+
+    is_root = True
+
+    def _norm_width(self, layer: nn.Module) -> int | None:
+        shape = getattr(layer.norm, "normalized_shape", None)
+        return int(shape[-1]) if shape else None
+
+    def prune_out_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
+        idxs = sorted(int(i) for i in idxs)
+        out = layer.reduction.out_features
+        tp.prune_linear_out_channels(layer.reduction, idxs)
+        if self._norm_width(layer) == out:  # V2: norm after the reduction
+            tp.prune_layernorm_out_channels(layer.norm, idxs)
+        if hasattr(layer, "out_dim"):
+            layer.out_dim = layer.reduction.out_features
+        return layer
+
+    def prune_in_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
+        idxs = sorted(int(i) for i in idxs)
+        width = layer.reduction.in_features // 4
+        four = [k * width + i for k in range(4) for i in idxs]
+        if self._norm_width(layer) == 4 * width:  # V1: norm before the reduction
+            tp.prune_layernorm_out_channels(layer.norm, four)
+        tp.prune_linear_in_channels(layer.reduction, four)
+        if hasattr(layer, "dim"):
+            layer.dim = layer.reduction.in_features // 4
+        return layer
+
+    def get_out_channels(self, layer: nn.Module) -> int:
+        return int(layer.reduction.out_features)
+
+    def get_in_channels(self, layer: nn.Module) -> int:
+        return int(layer.reduction.in_features) // 4
+
+
+class SwinMixin:
+    """Patch merging, bias tables out of the graph, fixed image size: shared by Swin V1 and V2."""
+
+    patch_merging: type = nn.Module
+    bias_params: tuple[str, ...] = ("relative_position_bias_table", "logit_scale", "absolute_pos_embed")
+
+    def customized_pruners(self, model: nn.Module) -> dict[Any, Any]:
+        pruners = super().customized_pruners(model)  # type: ignore[misc]
+        pruners[self.patch_merging] = PatchMergingPruner()
+        return pruners
+
+    @contextlib.contextmanager
+    def graph_context(self, model: nn.Module) -> Iterator[None]:
+        params = [p for m in unwrap_model(model).modules() for n in self.bias_params
+                  if isinstance(p := getattr(m, n, None), nn.Parameter)]
+        with frozen_params(params), super().graph_context(model):  # type: ignore[misc]
+            yield
+
+    def fixed_input_size(self, model: nn.Module) -> tuple[int, int] | None:
+        return fixed_img_size(unwrap_model(model))
+
+    def model_args(self, model: nn.Module) -> dict[str, Any]:
+        args = super().model_args(model)  # type: ignore[misc]
+        size = self.fixed_input_size(model)
+        if size is not None:
+            args.setdefault("img_size", size[0] if size[0] == size[1] else list(size))
+        return args
+
+
+@register_adapter
+class SwinTransformerAdapter(SwinMixin, Adapter):
+    name = "swin_transformer"
+    timm_modules = ("swin_transformer",)
+    patch_merging = PatchMerging
+    grow_exact = False
+    examples = (
+        Example("swin_tiny_patch4_window7_224", "swin", {"img_size": 32, "window_size": 4, "depths": [1, 1, 1, 1]},
+                variant="swin"),
+        Example("swin_tiny_patch4_window7_224", "swin", {"img_size": 64, "window_size": 4}, image_size=64,
+                quick=False, variant="swin"),
+        Example("swin_s3_tiny_224", "swin", {"img_size": 64, "window_size": 4}, image_size=64, quick=False,
+                variant="swin"),
+    )
+
+    def num_heads(self, model: nn.Module) -> dict[nn.Module, int]:
+        return heads_by_qkv(unwrap_model(model))
+
+    def pruner_kwargs(self, model: nn.Module) -> dict[str, Any]:
+        return {**super().pruner_kwargs(model), "prune_head_dims": True, "prune_num_heads": False}
+
+    def after_prune(self, model: nn.Module, num_heads: dict[nn.Module, int]) -> dict[str, dict[str, Any]]:
+        attrs = super().after_prune(model, num_heads)
+        attrs.update(fix_qkv_attention(unwrap_model(model), num_heads))
+        return attrs

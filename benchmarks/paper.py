@@ -1,0 +1,312 @@
+"""``python -m benchmarks paper``: the paper's three findings at small scale, as a grid of seeded cells.
+
+Finding 1 (``f1``): robust accuracy against sparsity for ``weight`` and ``channel`` structure; one dense
+adversarially trained model per seed is pruned to each sparsity and adversarially fine-tuned with its
+inherited weights (``method="prune"``); sparsity 0 is the same model trained for the same extra epochs.
+Finding 2 (``f2``): lottery tickets (``method="lottery"``, weight structure) with rewinding against
+re-initialisation of the same mask, and adversarial against standard training during pruning.
+Finding 3 (``f3``): IWI (``method="iwi"``) against dense PGD-AT with the same total number of epochs.
+
+Each cell calls :func:`robust_prune.robustify` with an explicit :class:`~robust_prune.RobustifyConfig` and
+is evaluated with :func:`robust_prune.evaluate` (clean, PGD-20; AutoAttack at the reference budget, on
+``aa_n`` points). Results: ``benchmarks/results/paper.json`` / ``.md`` / ``_sparsity.png``, rewritten after
+every cell; ``--resume`` skips cells already finished with the same budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks._cells import Cell, CellUnavailable, aggregate, previous_cells, run_cells
+
+__all__ = ["Budget", "QUICK", "FULL", "build_cells", "add_arguments", "main", "run_paper"]
+
+METRICS = ("clean", "pgd", "autoattack")
+# name, reinit (re-initialise the surviving weights instead of rewinding), adversarial training while pruning
+LOTTERY_VARIANTS = (("lottery-rewind", False, True), ("lottery-reinit", True, True), ("lottery-clean", False, False))
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Everything that decides the numbers (it is the resume fingerprint, less seeds and paths)."""
+
+    model: str = "resnet10t"
+    dataset: str = "digits"
+    sparsities: tuple[float, ...] = (0.0, 0.3, 0.5, 0.7, 0.9)
+    structures: tuple[str, ...] = ("weight", "channel")
+    lottery_sparsities: tuple[float, ...] = (0.5, 0.9)
+    iwi_sparsity: float = 0.5
+    pretrain_epochs: int = 6
+    finetune_epochs: int = 3
+    grow_epochs: int = 3
+    lottery_rounds: int = 2
+    rewind_epoch: int = 1
+    lr: float = 0.05
+    finetune_lr: float = 0.02
+    train_steps: int = 5
+    eval_n: int | None = None
+    aa_n: int = 64
+    findings: tuple[str, ...] = ("f1", "f2", "f3")
+
+    def fingerprint(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+
+QUICK = Budget(
+    model="test_resnet", pretrain_epochs=4, finetune_epochs=2, grow_epochs=2, lottery_rounds=1, eval_n=200, aa_n=16
+)
+FULL = Budget()
+
+
+class _Runner:
+    """Builds configs, runs robustify/evaluate for one cell, caches the shared dense model and data per seed."""
+
+    def __init__(self, budget: Budget, data_dir: str | None, progress: bool) -> None:
+        self.b, self.data_dir, self.progress = budget, data_dir, progress
+        self._dense: dict[int, Any] = {}
+        self._bundles: dict[int, Any] = {}
+
+    def train(self, epochs: int, lr: float, adversarial: bool = True) -> Any:
+        from robust_prune import AttackConfig, TrainConfig
+
+        return TrainConfig(
+            epochs=epochs,
+            lr=lr,
+            objective="pgd-at" if adversarial else "clean",
+            attack=AttackConfig(steps=self.b.train_steps),
+        )
+
+    def config(self, method: str, seed: int, **kw: Any) -> Any:
+        from robust_prune import RobustifyConfig
+
+        kw.setdefault("pretrain", self.train(self.b.pretrain_epochs, self.b.lr))
+        kw.setdefault("finetune", self.train(self.b.finetune_epochs, self.b.finetune_lr))
+        return RobustifyConfig(
+            method=method,
+            data=self.b.dataset,
+            seed=seed,
+            eval_attacks=("pgd",),
+            eval_steps=20,
+            eval_n=self.b.eval_n,
+            **kw,
+        )
+
+    def bundle(self, seed: int) -> Any:
+        from robust_prune.api import prepare
+
+        if seed not in self._bundles:  # the same split robustify() uses for this seed
+            self._bundles[seed] = prepare(self.b.model, self.b.dataset, data_dir=self.data_dir, seed=seed)[1]
+        return self._bundles[seed]
+
+    def dense(self, seed: int) -> Any:
+        """The shared dense adversarially trained model of finding 1 (deterministic per seed)."""
+        import robust_prune as rp
+
+        if seed not in self._dense:
+            cfg = dataclasses.replace(self.config("dense", seed), eval_attacks=())
+            self._dense[seed] = rp.robustify(
+                self.b.model, self.b.dataset, data_dir=self.data_dir, config=cfg, progress=self.progress
+            ).model
+        return copy.deepcopy(self._dense[seed].model)
+
+    def measure(self, model: Any, cfg: Any, *, shared_epochs: int = 0) -> dict[str, Any]:
+        """robustify() one config and evaluate it; the numbers of one cell."""
+        import robust_prune as rp
+        from robust_prune.methods import list_methods
+
+        if cfg.method not in list_methods():
+            raise CellUnavailable(f"method {cfg.method!r} is not installed (available: {', '.join(list_methods())})")
+        if cfg.prune.structure == "weight" and cfg.method != "dense":
+            try:
+                import robust_prune.pruning.unstructured  # noqa: F401
+            except ModuleNotFoundError as exc:
+                raise CellUnavailable(f"weight pruning is not installed ({exc})") from exc
+        result = rp.robustify(model, self.b.dataset, data_dir=self.data_dir, config=cfg, progress=self.progress)
+        rep = result.report
+        pgd = rep.attacks["pgd"]
+        out: dict[str, Any] = {
+            "clean": rep.clean_accuracy,
+            "pgd": pgd.accuracy,
+            "pgd_ci": [pgd.ci_low, pgd.ci_high],
+            "n_eval": rep.n,
+            "macs": rep.macs,
+            "params": rep.params,
+            "measured_sparsity": rep.sparsity,
+            "epochs_total": shared_epochs + cfg.total_epochs(),
+            "train_seconds": round(sum(h.seconds for h in result.history), 2),
+            "pgd_seconds": round(pgd.seconds, 2),
+            "sanity_passed": rep.sanity_passed,
+            "config": cfg.to_dict(),
+        }
+        clean_ci = _wilson(rep.clean_accuracy, rep.n)
+        out["clean_ci"] = list(clean_ci)
+        if result.ticket_report is not None:
+            out["ticket_clean"] = result.ticket_report.clean_accuracy
+            out["ticket_pgd"] = result.ticket_report.robust_accuracy.get("pgd")
+            out["ticket_params"] = result.ticket_report.params
+        out.update(self.autoattack(result.model, cfg.seed))
+        return out
+
+    def autoattack(self, model: Any, seed: int) -> dict[str, Any]:
+        import robust_prune as rp
+
+        if self.b.aa_n <= 0:
+            return {"autoattack": None, "autoattack_reason": "skipped (aa_n=0)"}
+        try:
+            rep = rp.evaluate(
+                model,
+                self.bundle(seed),
+                attacks=("autoattack",),
+                n=self.b.aa_n,
+                seed=seed,
+                latency=False,
+                progress=self.progress,
+            )
+        except Exception as exc:  # noqa: BLE001 - an attack that is not there yet must not lose the cell
+            return {"autoattack": None, "autoattack_reason": f"{type(exc).__name__}: {exc}"[:300]}
+        aa = rep.attacks["autoattack"]
+        return {
+            "autoattack": aa.accuracy,
+            "autoattack_ci": [aa.ci_low, aa.ci_high],
+            "n_aa": aa.n,
+            "aa_seconds": round(aa.seconds, 2),
+        }
+
+
+def _wilson(p: float, n: int) -> tuple[float, float]:
+    from robust_prune.evaluation import wilson_interval
+
+    return wilson_interval(round(p * n), n)
+
+
+def build_cells(budget: Budget, seeds: int, runner: _Runner) -> list[Cell]:
+    """The grid, seed-major so that each seed's shared dense model is trained once."""
+    from robust_prune import PruneConfig
+
+    b, r = budget, runner
+    cells: list[Cell] = []
+    for seed in range(seeds):
+
+        def f1_dense(seed: int = seed) -> dict[str, Any]:
+            cfg = r.config("dense", seed, pretrain=r.train(b.finetune_epochs, b.finetune_lr))
+            return r.measure(r.dense(seed), cfg, shared_epochs=b.pretrain_epochs)
+
+        def f1_prune(s: float, structure: str, seed: int = seed) -> Callable[[], dict[str, Any]]:
+            cfg = r.config("prune", seed, pretrain=r.train(0, b.lr), prune=PruneConfig(sparsity=s, structure=structure))
+            return lambda: r.measure(r.dense(seed), cfg, shared_epochs=b.pretrain_epochs)
+
+        if "f1" in b.findings:
+            cells.append(Cell("f1", "dense", "none", 0.0, seed, f1_dense))
+            for structure in b.structures:
+                for s in b.sparsities:
+                    if s > 0:
+                        cells.append(Cell("f1", "prune", structure, s, seed, f1_prune(s, structure)))
+        if "f2" in b.findings:
+            for s in b.lottery_sparsities:
+                for name, reinit, adv in LOTTERY_VARIANTS:
+                    prune = PruneConfig(
+                        sparsity=s,
+                        structure="weight",
+                        rounds=b.lottery_rounds,
+                        rewind_epoch=b.rewind_epoch,
+                        reinit=reinit,
+                        adversarial=adv,
+                    )
+                    cfg = r.config("lottery", seed, prune=prune)
+                    cells.append(Cell("f2", name, "weight", s, seed, lambda cfg=cfg: r.measure(b.model, cfg)))
+        if "f3" in b.findings:
+            iwi = r.config(
+                "iwi",
+                seed,
+                grow_train=r.train(b.grow_epochs, b.finetune_lr),
+                ticket_method="prune",
+                prune=PruneConfig(sparsity=b.iwi_sparsity, structure="channel"),
+            )
+            dense = r.config("dense", seed, pretrain=r.train(iwi.total_epochs(), b.lr))
+            cells.append(Cell("f3", "iwi", "channel", b.iwi_sparsity, seed, lambda cfg=iwi: r.measure(b.model, cfg)))
+            cells.append(Cell("f3", "dense", "none", 0.0, seed, lambda cfg=dense: r.measure(b.model, cfg)))
+    return cells
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", default=None, help="digits (embedded, default), mnist, cifar10, ...")
+    parser.add_argument("--data-dir", default=None, help="where torchvision datasets live")
+    parser.add_argument("--model", default=None, help="timm model name (default: resnet10t; --quick: test_resnet)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per cell (default 3; --quick: 1)")
+    parser.add_argument("--quick", action="store_true", help="the reduced budget (under 10 minutes on 2 CPU cores)")
+    parser.add_argument("--findings", default=None, help="comma-separated subset of f1,f2,f3")
+    parser.add_argument("--resume", action="store_true", help="skip cells already finished with the same budget")
+    parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
+    parser.add_argument("--name", default="paper", help="results file stem (default paper)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def main(args: argparse.Namespace) -> int:
+    budget = QUICK if args.quick else FULL
+    changes: dict[str, Any] = {}
+    if args.model:
+        changes["model"] = args.model
+    if args.dataset:
+        changes["dataset"] = args.dataset
+    if args.findings:
+        changes["findings"] = tuple(f.strip() for f in args.findings.split(",") if f.strip())
+    budget = dataclasses.replace(budget, **changes)
+    seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
+    records = run_paper(
+        budget,
+        seeds=seeds,
+        data_dir=args.data_dir,
+        resume=args.resume,
+        out_dir=args.out_dir,
+        name=args.name,
+        quick=args.quick,
+        progress=not args.no_progress,
+    )
+    bad = [r for r in records if r["status"] == "error"]
+    for r in bad:
+        print(f"cell {r['key']} failed: {r.get('reason')}")
+    return 1 if bad else 0
+
+
+def run_paper(
+    budget: Budget,
+    *,
+    seeds: int,
+    data_dir: str | None = None,
+    resume: bool = False,
+    out_dir: str | os.PathLike[str] | None = None,
+    name: str = "paper",
+    quick: bool = False,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Run (or resume) the grid and write the results after every cell; return the cell records."""
+    import torch
+
+    from benchmarks._common import RESULTS_DIR
+    from benchmarks._paper_report import write_report
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
+    out = Path(out_dir) if out_dir is not None else RESULTS_DIR
+    settings = {"fingerprint": budget.fingerprint(), "seeds": seeds, "quick": quick, **budget.fingerprint()}
+    previous: dict[str, dict[str, Any]] = {}
+    json_path = out / f"{name}.json"
+    if resume and json_path.exists():
+        previous = previous_cells(json.loads(json_path.read_text(encoding="utf-8")), budget.fingerprint())
+        print(f"resume: {len(previous)} finished cell(s) reused from {json_path}")
+    runner = _Runner(budget, data_dir, progress)
+    cells = build_cells(budget, seeds, runner)
+
+    def update(records: list[dict[str, Any]]) -> None:
+        write_report(records, aggregate(records, METRICS), settings=settings, out_dir=out, name=name)
+
+    records = run_cells(cells, previous=previous, progress=progress, on_update=update)
+    update(records)
+    return records

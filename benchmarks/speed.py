@@ -1,0 +1,268 @@
+"""``python -m benchmarks speed``: what pruning buys in time, and what the library costs beyond training.
+
+Four measurements, one table (``benchmarks/results/speed.json`` / ``speed.md``):
+
+1. ``train``: adversarial-training throughput (PGD-AT, images/s) of the dense, channel-pruned and
+   weight-masked model, from :func:`robust_prune.training.train`'s own epoch statistics.
+2. ``latency``: CPU inference latency of a channel-pruned model over the dense one, next to the MACs
+   ratio, per family (medians of interleaved repeats, one thread).
+3. ``eval``: evaluation throughput per attack (:func:`robust_prune.evaluate`'s per-attack seconds;
+   attacks run on the clean-correct points, so points/s counts those).
+4. ``overhead``: a small :func:`robust_prune.robustify` run: wall time minus the training epochs it ran,
+   as a share of the wall time, split into evaluation and the rest (data, model, pruning, MACs, latency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["SpeedBudget", "QUICK", "FULL", "add_arguments", "main", "run_speed"]
+
+COLUMNS = ["measure", "model", "variant", "value", "unit", "ratio", "macs_ratio", "n", "seconds", "note"]
+HEADERS = ["measure", "model", "variant", "value", "unit", "ratio to dense", "MACs ratio", "n", "seconds", "note"]
+
+
+@dataclass(frozen=True)
+class SpeedBudget:
+    """Sizes of the speed suite."""
+
+    train_model: str = "resnet10t"
+    train_images: int = 512
+    latency_models: tuple[str, ...] = ("resnet10t", "test_resnet", "test_efficientnet", "test_convnext", "test_vit")
+    latency_batch: int = 16
+    latency_repeats: int = 15
+    sparsity: float = 0.5
+    eval_n: int = 128
+    attacks: tuple[str, ...] = ("fgsm", "pgd", "apgd-ce", "square", "autoattack-fast", "autoattack")
+    autoattack_n: int = 16
+    overhead_model: str = "resnet10t"
+
+
+QUICK = SpeedBudget(
+    train_model="test_resnet",
+    train_images=256,
+    latency_models=("test_resnet", "test_efficientnet", "test_convnext", "test_vit"),
+    latency_repeats=9,
+    eval_n=64,
+    attacks=("fgsm", "pgd", "apgd-ce", "square", "autoattack"),
+    autoattack_n=8,
+    overhead_model="test_resnet",
+)
+FULL = SpeedBudget()
+
+
+def _subset_loader(loader: Any, n: int) -> Any:
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    xs, ys, seen = [], [], 0
+    for x, y in loader:
+        xs.append(x)
+        ys.append(y)
+        seen += len(y)
+        if seen >= n:
+            break
+    return DataLoader(TensorDataset(torch.cat(xs)[:n], torch.cat(ys)[:n]), batch_size=loader.batch_size or 64)
+
+
+def _train_rows(b: SpeedBudget) -> list[dict[str, Any]]:
+    import robust_prune as rp
+    from robust_prune.api import prepare
+    from robust_prune.training import train
+
+    model, bundle = prepare(b.train_model, "digits")
+    loader = _subset_loader(bundle.train, b.train_images)
+    cfg = rp.TrainConfig(epochs=1)
+    rows, dense_ips = [], None
+    for variant in ("dense", "channel", "weight"):
+        net = copy.deepcopy(model)
+        if variant != "dense":
+            rp.prune(net, b.sparsity, structure=variant, image_size=bundle.image_size)
+        stats = train(net, loader, config=cfg, eps=bundle.default_eps, progress=False)[-1]
+        ips = stats.images / stats.seconds
+        dense_ips = ips if variant == "dense" else dense_ips
+        rows.append(
+            {
+                "measure": "train",
+                "model": b.train_model,
+                "variant": _name(variant, b.sparsity),
+                "value": ips,
+                "unit": "images/s (PGD-5 AT)",
+                "ratio": ips / dense_ips if dense_ips else None,
+                "n": stats.images,
+                "seconds": stats.seconds,
+            }
+        )
+    return rows
+
+
+def _name(variant: str, sparsity: float) -> str:
+    return "dense" if variant == "dense" else f"{variant} {sparsity:g}"
+
+
+def _latency_rows(b: SpeedBudget) -> list[dict[str, Any]]:
+    import torch
+
+    import robust_prune as rp
+    from robust_prune.api import prepare
+    from robust_prune.pruning.structured import count_macs_params
+
+    rows = []
+    for name in b.latency_models:
+        try:
+            dense, bundle = prepare(name, "digits")
+            pruned = rp.prune(copy.deepcopy(dense), b.sparsity, structure="channel", image_size=bundle.image_size).model
+        except Exception as exc:  # noqa: BLE001 - one family failing must not lose the table
+            rows.append({"measure": "latency", "model": name, "variant": "error", "note": str(exc)[:200]})
+            continue
+        x = torch.rand(b.latency_batch, bundle.channels, bundle.image_size, bundle.image_size)
+        dense.eval(), pruned.eval()
+        times: dict[str, list[float]] = {"dense": [], "pruned": []}
+        with torch.no_grad():
+            for _ in range(2):  # warm-up
+                dense(x), pruned(x)
+            for _ in range(b.latency_repeats):  # interleaved, so load changes hit both alike
+                for key, net in (("dense", dense), ("pruned", pruned)):
+                    t = time.perf_counter()
+                    net(x)
+                    times[key].append((time.perf_counter() - t) * 1000)
+        d, p = statistics.median(times["dense"]), statistics.median(times["pruned"])
+        macs_d, _ = count_macs_params(dense, x[:1])
+        macs_p, _ = count_macs_params(pruned, x[:1])
+        rows.append(
+            {
+                "measure": "latency",
+                "model": name,
+                "variant": _name("channel", b.sparsity),
+                "value": p,
+                "unit": f"ms / batch of {b.latency_batch}",
+                "ratio": p / d,
+                "macs_ratio": macs_p / macs_d,
+                "n": b.latency_repeats,
+                "note": f"dense {d:.2f} ms",
+            }
+        )
+    return rows
+
+
+def _eval_rows(b: SpeedBudget) -> list[dict[str, Any]]:
+    import robust_prune as rp
+
+    result = rp.robustify(b.train_model, "digits", method="dense", epochs=1, eval_attacks=(), progress=False)
+    rows = []
+    for attack in b.attacks:
+        n = b.autoattack_n if attack == "autoattack" else b.eval_n
+        try:
+            rep = rp.evaluate(result.model, "digits", attacks=(attack,), n=n, latency=False, progress=False)
+        except Exception as exc:  # noqa: BLE001
+            rows.append({"measure": "eval", "model": b.train_model, "variant": attack, "note": str(exc)[:200]})
+            continue
+        a = rep.attacks[attack]
+        attacked = round(rep.clean_accuracy * rep.n)
+        rows.append(
+            {
+                "measure": "eval",
+                "model": b.train_model,
+                "variant": attack,
+                "value": attacked / a.seconds if a.seconds else None,
+                "unit": "attacked points/s",
+                "n": attacked,
+                "seconds": a.seconds,
+                "note": f"{attack} on the clean-correct of {rep.n} points",
+            }
+        )
+    return rows
+
+
+def _overhead_rows(b: SpeedBudget) -> list[dict[str, Any]]:
+    import robust_prune as rp
+
+    start = time.perf_counter()
+    result = rp.robustify(
+        b.overhead_model,
+        "digits",
+        method="prune",
+        sparsity=b.sparsity,
+        epochs=1,
+        finetune_epochs=1,
+        eval_attacks=("pgd",),
+        eval_n=b.eval_n,
+        progress=False,
+    )
+    wall = time.perf_counter() - start
+    training = sum(h.seconds for h in result.history)
+    evaluation = sum(a.seconds for a in result.report.attacks.values())
+    rest = wall - training - evaluation
+    base = {"measure": "overhead", "model": b.overhead_model, "unit": "share of wall time", "seconds": None}
+    return [
+        {
+            **base,
+            "variant": "beyond training",
+            "value": (wall - training) / wall,
+            "seconds": wall - training,
+            "note": f"wall {wall:.1f} s, training epochs {training:.1f} s",
+        },
+        {**base, "variant": "  of which attacks (eval)", "value": evaluation / wall, "seconds": evaluation},
+        {
+            **base,
+            "variant": "  of which the rest",
+            "value": rest / wall,
+            "seconds": rest,
+            "note": "data, model creation, pruning, MACs, latency",
+        },
+    ]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="the small budget (a few minutes on 2 CPU cores)")
+    parser.add_argument("--only", default=None, help="comma-separated subset of train,latency,eval,overhead")
+    parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
+
+
+def main(args: argparse.Namespace) -> int:
+    run_speed(
+        QUICK if args.quick else FULL,
+        only=args.only.split(",") if args.only else None,
+        out_dir=args.out_dir,
+        quick=args.quick,
+    )
+    return 0
+
+
+def run_speed(
+    budget: SpeedBudget,
+    *,
+    only: list[str] | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    quick: bool = False,
+) -> list[dict[str, Any]]:
+    """Run the measurements (all, or ``only`` those named) and write ``speed.json`` / ``speed.md``."""
+    import dataclasses
+
+    import torch
+
+    from benchmarks._common import write_results
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
+    parts = {"train": _train_rows, "latency": _latency_rows, "eval": _eval_rows, "overhead": _overhead_rows}
+    rows: list[dict[str, Any]] = []
+    for name, fn in parts.items():
+        if only is None or name in only:
+            torch.manual_seed(0)
+            rows += fn(budget)
+    write_results(
+        "speed",
+        rows,
+        title="Speed: training, inference, evaluation and overhead",
+        columns=COLUMNS,
+        headers=HEADERS,
+        settings={"quick": quick, **dataclasses.asdict(budget)},
+        out_dir=out_dir,
+    )
+    return rows

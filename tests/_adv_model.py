@@ -1,0 +1,40 @@
+"""A small adversarially trained model shared by the evaluation, attack and diagnostics tests (trained once)."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import nn
+
+from robust_prune.api import prepare
+from robust_prune.config import AttackConfig, TrainConfig
+from robust_prune.data import DataBundle
+from robust_prune.training import train
+
+EPS = 0.1
+
+
+@functools.cache
+def adversarially_trained() -> tuple[nn.Module, DataBundle]:
+    """resnet10t PGD-AT on the embedded digits (eps 0.1), 3 epochs at one thread; eval mode."""
+    torch.set_num_threads(1)
+    state = torch.get_rng_state()
+    torch.manual_seed(0)
+    model, bundle = prepare("resnet10t", "digits", batch_size=64, seed=0)
+    config = TrainConfig(epochs=3, lr=0.05, attack=AttackConfig(eps=EPS, steps=5))
+    train(model, bundle.train, config=config, progress=False)
+    torch.set_rng_state(state)
+    return model.eval(), bundle
+
+
+def digits_points(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` test images and labels of the digits bundle."""
+    _, bundle = adversarially_trained()
+    xs, ys = [], []
+    for x, y in bundle.test:
+        xs.append(x)
+        ys.append(y)
+        if sum(len(b) for b in ys) >= n:
+            break
+    return torch.cat(xs)[:n], torch.cat(ys)[:n]

@@ -1,0 +1,188 @@
+"""The benchmark suites' machinery: the cell runner, resume, aggregation, the results files and a tiny real run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import paper, speed
+from benchmarks._cells import Cell, CellUnavailable, aggregate, previous_cells, run_cells
+from benchmarks._paper_report import compare, write_report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _cell(method: str, sparsity: float, seed: int, fn) -> Cell:
+    return Cell("f1", method, "weight", sparsity, seed, fn)
+
+
+def test_run_cells_records_every_outcome_and_writes_after_each() -> None:
+    def unavailable():
+        raise CellUnavailable("method 'lottery' is not installed")
+
+    def broken():
+        raise ValueError("boom")
+
+    cells = [
+        _cell("prune", 0.5, 0, lambda: {"clean": 0.9, "pgd": 0.5}),
+        _cell("lottery-rewind", 0.5, 0, unavailable),
+        _cell("prune", 0.7, 0, broken),
+    ]
+    updates: list[int] = []
+    records = run_cells(cells, previous={}, progress=False, on_update=lambda rs: updates.append(len(rs)))
+    assert [r["status"] for r in records] == ["ok", "unavailable", "error"]
+    assert "not installed" in records[1]["reason"] and "boom" in records[2]["reason"]
+    assert updates == [1, 2, 3]
+    assert records[0]["key"] == "f1/prune/weight/0.5/seed0"
+
+
+def test_resume_skips_finished_cells_of_the_same_budget_only() -> None:
+    calls: list[str] = []
+    cells = [_cell("prune", s, 0, lambda s=s: calls.append(str(s)) or {"pgd": s}) for s in (0.3, 0.5)]
+    first = run_cells(cells, previous={}, progress=False)
+    payload = {"settings": {"fingerprint": {"model": "m"}}, "cells": first}
+    assert previous_cells(payload, {"model": "other"}) == {}  # a different budget is not reused
+    previous = previous_cells(payload, {"model": "m"})
+    assert set(previous) == {c.key for c in cells}
+    calls.clear()
+    again = run_cells(cells, previous=previous, progress=False)
+    assert calls == [] and all(r["resumed"] for r in again)
+    # an error is not "finished": it runs again
+    payload["cells"][1]["status"] = "error"
+    run_cells(cells, previous=previous_cells(payload, {"model": "m"}), progress=False)
+    assert calls == ["0.5"]
+
+
+def test_aggregate_spread_is_sd_over_seeds_or_the_ci_of_one_seed() -> None:
+    recs = [
+        {
+            "finding": "f1",
+            "method": "prune",
+            "structure": "weight",
+            "sparsity": 0.5,
+            "seed": i,
+            "status": "ok",
+            "pgd": v,
+            "pgd_ci": [v - 0.1, v + 0.1],
+        }
+        for i, v in enumerate((0.4, 0.6))
+    ]
+    recs.append(
+        {
+            "finding": "f1",
+            "method": "dense",
+            "structure": "none",
+            "sparsity": 0.0,
+            "seed": 0,
+            "status": "ok",
+            "pgd": 0.3,
+            "pgd_ci": [0.2, 0.4],
+        }
+    )
+    recs.append(
+        {
+            "finding": "f3",
+            "method": "iwi",
+            "structure": "channel",
+            "sparsity": 0.5,
+            "seed": 0,
+            "status": "unavailable",
+            "reason": "not installed",
+        }
+    )
+    rows = {(r["method"]): r for r in aggregate(recs, ("pgd",))}
+    assert rows["prune"]["pgd"] == pytest.approx(0.5) and rows["prune"]["pgd_spread"] == pytest.approx(0.1414, abs=1e-3)
+    assert rows["prune"]["spread_kind"] == "sd over 2 seeds"
+    assert rows["dense"]["pgd_spread"] == pytest.approx(0.1) and "1 seed" in rows["dense"]["spread_kind"]
+    assert rows["iwi"]["status"] == "unavailable" and rows["iwi"]["seeds"] == 0
+    assert compare(rows["prune"], rows["dense"])[0] == "higher"  # 0.2 > hypot(0.141, 0.1)
+    assert compare(rows["dense"], rows["iwi"])[0] == "missing"
+
+
+def test_report_files_are_written_and_parse(tmp_path: Path) -> None:
+    recs = [
+        {
+            "key": f"f1/prune/weight/{s:g}/seed0",
+            "finding": "f1",
+            "method": m,
+            "structure": st,
+            "sparsity": s,
+            "seed": 0,
+            "status": "ok",
+            "clean": 0.9,
+            "pgd": 0.5 + s / 10,
+            "pgd_ci": [0.4, 0.7],
+            "macs": 10,
+            "params": 5,
+        }
+        for m, st, s in (("dense", "none", 0.0), ("prune", "weight", 0.5), ("prune", "channel", 0.5))
+    ]
+    settings = {**paper.QUICK.fingerprint(), "fingerprint": paper.QUICK.fingerprint(), "seeds": 1}
+    write_report(recs, aggregate(recs, paper.METRICS), settings=settings, out_dir=tmp_path, name="paper")
+    payload = json.loads((tmp_path / "paper.json").read_text())
+    assert {"environment", "settings", "rows", "cells"} <= set(payload)
+    assert {"command", "git_commit", "torch", "timm", "threads", "cpu"} <= set(payload["environment"])
+    md = (tmp_path / "paper.md").read_text()
+    assert "## Findings" in md and "weight sparsity 0.5 vs dense" in md and "paper_sparsity.png" in md
+    assert (tmp_path / "paper_sparsity.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_full_grid_has_every_cell_of_the_three_findings() -> None:
+    runner = paper._Runner(paper.FULL, None, progress=False)
+    cells = paper.build_cells(paper.FULL, 3, runner)
+    keys = [c.key for c in cells]
+    assert len(keys) == len(set(keys)) == 3 * (1 + 2 * 4 + 2 * 3 + 2)
+    assert "f2/lottery-reinit/weight/0.9/seed2" in keys and "f3/iwi/channel/0.5/seed0" in keys
+
+
+def test_cli_dispatches_the_suites() -> None:
+    from benchmarks.__main__ import build_parser
+
+    parser, modules = build_parser()
+    assert {"paper", "speed"} <= set(modules)
+    args = parser.parse_args(["paper", "--quick", "--resume", "--findings", "f1"])
+    assert args.quick and args.resume and args.findings == "f1"
+
+
+@pytest.mark.slow
+def test_tiny_paper_run_then_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    budget = dataclasses.replace(
+        paper.QUICK,
+        sparsities=(0.0, 0.5),
+        structures=("channel",),
+        findings=("f1",),
+        pretrain_epochs=1,
+        finetune_epochs=1,
+        eval_n=16,
+        aa_n=0,
+    )
+    records = paper.run_paper(budget, seeds=1, out_dir=tmp_path, progress=False)
+    assert [r["status"] for r in records] == ["ok", "ok"], records
+    pruned = records[1]
+    assert pruned["macs"] < records[0]["macs"] and pruned["epochs_total"] == 2
+    assert 0.0 <= pruned["pgd"] <= pruned["clean"] <= 1.0 and pruned["n_eval"] == 16
+    payload = json.loads((tmp_path / "paper.json").read_text())
+    assert len(payload["cells"]) == 2 and payload["rows"][0]["finding"] == "f1"
+    assert (tmp_path / "paper_sparsity.png").read_bytes()[:8] == PNG_MAGIC
+
+    import robust_prune as rp
+
+    monkeypatch.setattr(rp, "robustify", lambda *a, **k: pytest.fail("a finished cell ran again"))
+    again = paper.run_paper(budget, seeds=1, out_dir=tmp_path, resume=True, progress=False)
+    assert all(r.get("resumed") for r in again)
+
+
+@pytest.mark.slow
+def test_speed_latency_and_training_rows(tmp_path: Path) -> None:
+    budget = dataclasses.replace(speed.QUICK, train_images=64, latency_models=("test_resnet",), latency_repeats=3)
+    rows = speed.run_speed(budget, only=["train", "latency"], out_dir=tmp_path)
+    train = [r for r in rows if r["measure"] == "train"]
+    assert [r["variant"] for r in train] == ["dense", "channel 0.5", "weight 0.5"]
+    assert all(r["value"] > 0 for r in train)
+    lat = next(r for r in rows if r["measure"] == "latency")
+    assert 0 < lat["macs_ratio"] < 1 and lat["ratio"] > 0
+    assert json.loads((tmp_path / "speed.json").read_text())["rows"]
+    assert "| measure |" in (tmp_path / "speed.md").read_text()

@@ -1,0 +1,90 @@
+"""``torchrun --nproc_per_node 2`` on CPU (gloo): identical weights, a single writer, every test point counted once."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from robust_prune import distributed
+
+CHILD = Path(__file__).with_name("_robustify_child.py")
+N_TRAIN, N_TEST = 100, 45  # 7 batches of 16 over 2 processes: the last one is padded; 45 test points are odd
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_single_process_helpers_are_no_ops() -> None:
+    assert distributed.world_size() == 1 and distributed.is_main_process()
+    assert distributed.shard_mask(4).all()
+    values = torch.tensor([True, False, True])
+    assert torch.equal(distributed.merge_shards(values, torch.ones(3, dtype=torch.bool)), values)
+    model = torch.nn.Linear(2, 2)
+    before = [p.clone() for p in model.parameters()]
+    distributed.broadcast_state(model)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("torchrun") is None and not Path(sys.executable).with_name("torchrun").exists(),
+                    reason="torchrun is not installed")  # fmt: skip
+def test_torchrun_two_processes_identical_weights_single_writer(tmp_path: Path) -> None:
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    if not Path(torchrun).exists():
+        torchrun = shutil.which("torchrun") or "torchrun"
+    weights, run_dir, out = tmp_path / "weights", tmp_path / "run", tmp_path / "out"
+    command = [
+        torchrun, "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+        str(CHILD), "--method", "prune", "--epochs", "1", "--finetune-epochs", "1",
+        "--n-train", str(N_TRAIN), "--n-test", str(N_TEST),
+        "--weights-dir", str(weights), "--run-dir", str(run_dir), "--out", str(out),
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+
+    rank0, rank1 = (load_file(str(weights / f"rank{r}.safetensors")) for r in (0, 1))
+    assert rank0.keys() == rank1.keys()
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), f"{key} differs between the processes"
+
+    facts = [json.loads((weights / f"facts-rank{r}.json").read_text()) for r in (0, 1)]
+    assert [f["world_size"] for f in facts] == [2, 2]
+    assert facts[0]["writes"], "the main process wrote nothing"
+    assert facts[1]["writes"] == [], f"a second process wrote files: {facts[1]['writes']}"
+    for f in facts:  # every point once: no padded duplicates in training or evaluation counts
+        assert f["n"] == N_TEST and set(f["attack_n"].values()) == {N_TEST}
+        assert f["train_images"] == [N_TRAIN, N_TRAIN]
+    assert facts[0]["clean_accuracy"] == facts[1]["clean_accuracy"]
+    assert facts[0]["robust_accuracy"] == facts[1]["robust_accuracy"]
+
+    # the reported clean accuracy is the single-process accuracy of the final model on all N_TEST points
+    from robust_prune.hub import from_pretrained
+
+    torch.set_num_threads(1)
+    model = from_pretrained(out)
+    saved = load_file(str(out / "model.safetensors"))
+    assert all(torch.equal(saved[k], rank0["model." + k]) for k in saved)
+    from robust_prune.data import load_data
+
+    bundle = load_data("digits", image_size=32, channels=3, seed=0)
+    x = torch.stack([bundle.test.dataset[i][0] for i in range(N_TEST)])
+    y = torch.tensor([int(bundle.test.dataset[i][1]) for i in range(N_TEST)])
+    with torch.no_grad():
+        correct = int((model(x).argmax(1) == y).sum())
+    assert facts[0]["clean_accuracy"] == correct / N_TEST
+    report = json.loads((out / "report.json").read_text())
+    assert report["n"] == N_TEST
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir() if not p.name.isdigit()) == ["LATEST"]

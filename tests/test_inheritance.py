@@ -1,0 +1,165 @@
+"""grow(): a pruned ticket back to its full-width timm architecture (inverse weights inheritance)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import timm
+import torch
+from robust_prune.adapters import adapter_by_name, list_adapters
+from torch import nn
+
+import robust_prune as rp
+from robust_prune.errors import ConfigError
+from robust_prune.inheritance import grow, origin_indices
+from robust_prune.models import NormalizedModel, create_model
+
+# BatchNorm families: growth must be exact. One test id per model.
+BN_MODELS = ["test_resnet", "resnet10t", "test_efficientnet"]
+LN_MODELS = ["test_vit", "test_convnext"]
+
+
+def _registry_bn_examples() -> list[tuple[str, dict, int]]:
+    """Quick examples of every adapter that claims exact growth (beyond the core list above)."""
+    found = []
+    for name in list_adapters():
+        adapter = adapter_by_name(name)
+        if adapter.unsupported or not adapter.grow_exact:
+            continue
+        for ex in adapter.examples:
+            if ex.quick and ex.model not in BN_MODELS and ex.model not in {m for m, _, _ in found}:
+                found.append((ex.model, dict(ex.kwargs), ex.image_size))
+    return found
+
+
+def _perturbed(name: str, **kwargs) -> nn.Module:
+    """A timm model with non-trivial BatchNorm statistics and affine parameters (fresh ones hide bugs)."""
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=10, **kwargs)  # remembers kwargs, so the record rebuilds this shape
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+                m.running_mean.normal_(0, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                if m.weight is not None:
+                    m.weight.uniform_(0.5, 1.5)
+                    m.bias.normal_(0, 0.2)
+    return model.eval()
+
+
+def _check_exact(name: str, kwargs: dict, size: int) -> None:
+    ticket = rp.prune(_perturbed(name, **kwargs), 0.5, image_size=size)
+    grown = grow(ticket)
+    x = torch.rand(4, 3, size, size)
+    with torch.no_grad():
+        ref, out = ticket.model.eval()(x), grown(x)
+    assert (out - ref).abs().max() <= 1e-5 * max(1.0, float(ref.abs().max()))
+    assert grown.growth.exact and grown.growth.new_entries > 0
+    fresh = timm.create_model(name, num_classes=10, **kwargs)
+    fresh.load_state_dict(grown.state_dict(), strict=True)
+    assert type(fresh) is type(grown)
+    assert all(p.requires_grad for p in grown.parameters())
+
+
+@pytest.mark.parametrize("name", BN_MODELS)
+def test_grow_is_exact_for_batchnorm_families(name):
+    _check_exact(name, {}, 32)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,kwargs,size", _registry_bn_examples(), ids=lambda v: v if isinstance(v, str) else "")
+def test_grow_is_exact_for_every_registered_batchnorm_family(name, kwargs, size):
+    _check_exact(name, kwargs, size)
+
+
+@pytest.mark.parametrize("name", LN_MODELS)
+def test_grow_reports_deviation_for_layernorm_families(name):
+    ticket = rp.prune(timm.create_model(name, num_classes=10), 0.5)
+    grown = grow(ticket)
+    info = grown.growth
+    assert not info.adapter_exact
+    assert info.max_deviation >= 0.0 and info.max_deviation == info.max_deviation  # finite, measured
+    assert grown.pruning_record.extra["growth"]["max_deviation"] == info.max_deviation
+    timm.create_model(name, num_classes=10).load_state_dict(grown.state_dict(), strict=True)
+
+
+def test_grow_keeps_the_ticket_entries_and_zeroes_consumers_of_new_channels():
+    ticket = rp.prune(_perturbed("test_resnet"), 0.5)
+    origins = origin_indices(ticket.record)
+    grown = grow(ticket)
+    state, small = grown.state_dict(), ticket.model.state_dict()
+    for name, idx in origins.items():
+        assert torch.equal(state[name].flatten()[idx.flatten()], small[name].flatten().to(state[name].dtype))
+    fc = grown.get_classifier().weight
+    kept_cols = torch.zeros(fc.shape[1], dtype=torch.bool)
+    kept_cols[origins["fc.weight"].remainder(fc.shape[1]).flatten()] = True
+    assert not kept_cols.all() and fc[:, ~kept_cols].abs().max() == 0
+
+
+def test_new_channels_learn_after_zero_out_growth():
+    grown = grow(rp.prune(_perturbed("test_resnet"), 0.5))
+    grown.train()
+    loss = nn.functional.cross_entropy(grown(torch.rand(8, 3, 32, 32)), torch.arange(8) % 10)
+    loss.backward()
+    fc = grown.get_classifier().weight
+    dead = fc.abs().sum(0) == 0  # the new feature columns start at zero ...
+    assert dead.any() and fc.grad[:, dead].abs().sum() > 0  # ... and still get a gradient
+
+
+def test_zero_init_warns_and_random_init_is_not_function_preserving():
+    ticket = rp.prune(_perturbed("test_resnet"), 0.5)
+    with pytest.warns(UserWarning, match="cannot learn"):
+        zero = grow(ticket, init="zero")
+    assert zero.growth.exact
+    random = grow(ticket, init="random")
+    assert random.growth.max_deviation > 1e-3 and not random.growth.exact
+    with pytest.raises(ConfigError, match="init"):
+        grow(ticket, init="ones")
+
+
+def test_scale_sets_the_new_incoming_weights_and_seed_makes_it_deterministic():
+    ticket = rp.prune(_perturbed("test_resnet"), 0.5)
+    state = torch.get_rng_state()
+    a, b = grow(ticket, scale=1e-3, seed=1), grow(ticket, scale=1e-3, seed=1)
+    assert torch.equal(torch.get_rng_state(), state)  # the global RNG is left alone
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert a.growth.exact
+    key = next(k for k, v in a.state_dict().items() if v.dim() == 4)  # the stem convolution
+    stem = a.state_dict()[key].flatten()
+    kept = torch.zeros_like(stem, dtype=torch.bool)
+    kept[origin_indices(ticket.record)[key].flatten()] = True
+    assert 0 < stem[~kept].abs().max() < 0.01  # new incoming weights: small, random, trainable
+
+
+def test_weight_ticket_lifts_the_mask_and_starts_pruned_weights_at_zero():
+    model = NormalizedModel.from_timm(_perturbed("test_resnet"))
+    ticket = rp.prune(model, 0.7, structure="weight")
+    grown = grow(ticket)
+    assert isinstance(grown, NormalizedModel)
+    assert not any(n.endswith("_mask") for n in grown.model.state_dict())
+    assert grown.growth.exact and grown.growth.max_deviation == 0.0
+    for name, mask in ticket.record.masks.items():
+        assert grown.model.get_parameter(name)[~mask].abs().max() == 0
+    timm.create_model("test_resnet", num_classes=10).load_state_dict(grown.model.state_dict(), strict=True)
+
+
+def test_grown_normalized_model_saves_and_loads(tmp_path):
+    ticket = rp.prune(NormalizedModel.from_timm(_perturbed("test_resnet")), 0.5)
+    grown = grow(ticket)
+    folder = rp.save_pretrained(grown, tmp_path / "grown", record=grown.pruning_record)
+    again = rp.from_pretrained(folder)
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.allclose(again(x), grown(x), atol=1e-6)
+    assert again.pruning_record.extra["growth"]["exact"] is True
+    assert again.pruning_record.extra["ticket"]["structure"] == "channel"
+
+
+def test_grow_needs_a_record():
+    with pytest.raises(ConfigError, match="record"):
+        grow(timm.create_model("test_resnet", num_classes=10))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a dense record grows to itself without complaint
+        dense = rp.methods.dense_record(NormalizedModel.from_timm(timm.create_model("test_resnet")))
+        grown = grow(timm.create_model("test_resnet"), record=dense)
+    assert grown.growth.new_entries == 0

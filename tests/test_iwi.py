@@ -1,0 +1,72 @@
+"""method="iwi": ticket -> grow -> adversarial training of the full-width model; its CLI and saved folders."""
+
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+
+import robust_prune as rp
+from robust_prune.cli import build_parser, main
+
+
+@pytest.fixture
+def loaders(tiny_bundle):
+    return tiny_bundle.train, tiny_bundle.test
+
+
+def test_iwi_returns_a_full_width_timm_model_that_remembers_its_ticket(loaders, tmp_path):
+    result = rp.robustify(
+        "test_resnet",
+        loaders,
+        method="iwi",
+        sparsity=0.5,
+        epochs=1,
+        finetune_epochs=0,
+        grow_epochs=1,
+        attack=rp.AttackConfig(eps=0.1, steps=1),
+        eval_n=16,
+        progress=False,
+    )
+    assert result.config.total_epochs() == 2
+    assert [h.stage for h in result.history] == ["adversarial training", "adversarial training (grown)"]
+    assert result.record.structure == "none"
+    assert result.ticket_report is not None and result.ticket_report.macs < result.report.macs
+    extra = result.record.extra
+    assert extra["method"] == "iwi" and extra["ticket"]["structure"] == "channel"
+    assert extra["growth"]["exact"] is True and "clean_accuracy" in extra["ticket_report"]
+    fresh = timm.create_model("test_resnet", num_classes=10)
+    fresh.load_state_dict(result.model.model.state_dict(), strict=True)
+
+    folder = result.save_pretrained(tmp_path / "iwi")
+    again = rp.from_pretrained(folder)
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.allclose(again(x), result.model(x), atol=1e-6)
+    assert again.robust_prune_config["ticket_report"]["n"] == 16
+
+
+def test_iwi_budget_and_options_are_configurable():
+    cfg = rp.RobustifyConfig(method="iwi")
+    assert cfg.total_epochs() == cfg.pretrain.epochs + cfg.finetune.epochs + cfg.grow_train.epochs
+    with pytest.raises(rp.errors.ConfigError, match="grow init"):
+        rp.RobustifyConfig(method="iwi", grow_init="ones")
+    args = build_parser().parse_args(
+        ["robustify", "--method", "iwi", "--grow-epochs", "2", "--ticket-method", "lottery", "--grow-init", "zero"]
+    )
+    assert (args.grow_epochs, args.ticket_method, args.grow_init) == (2, "lottery", "zero")
+
+
+def test_cli_grow_writes_a_full_width_folder(tmp_path, capsys):
+    ticket = rp.prune(NormalizedModel_from("test_resnet"), 0.5)
+    run = rp.save_pretrained(ticket.model, tmp_path / "ticket", record=ticket.record)
+    assert main(["grow", str(run), "--out", str(tmp_path / "grown")]) == 0
+    assert "exact" in capsys.readouterr().out
+    grown = rp.from_pretrained(tmp_path / "grown")
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.allclose(grown(x), ticket.model.eval()(x), atol=1e-5)
+    timm.create_model("test_resnet", num_classes=10).load_state_dict(grown.model.state_dict(), strict=True)
+    assert main(["grow", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 2
+
+
+def NormalizedModel_from(name: str) -> rp.models.NormalizedModel:  # noqa: N802
+    return rp.models.NormalizedModel.from_timm(rp.models.create_model(name, num_classes=10))
