@@ -4,7 +4,16 @@ One file per timm module (``resnet.py`` serves ``timm.models.resnet``). Each fil
 with ``@register_adapter`` when imported; this package imports them all, as timm's ``models`` package does.
 """
 
-from ._base import Adapter, GenericAdapter, adapter_by_name, get_adapter, list_adapters, register_adapter, unwrap_model
+from ._base import (
+    Adapter,
+    Example,
+    GenericAdapter,
+    adapter_by_name,
+    get_adapter,
+    list_adapters,
+    register_adapter,
+    unwrap_model,
+)
 
 # Family modules register themselves on import.
 from . import (  # noqa: F401, E402  isort: skip
@@ -26,12 +35,13 @@ from . import (  # noqa: F401, E402  isort: skip
     hrnet,
     inception_v3,
     levit,
+    mambaout,
     maxxvit,
     metaformer,
     mlp_mixer,
     mobilevit,
-    nfnet,
     mobilenetv3,
+    nfnet,
     regnet,
     rexnet,
     res2net,
@@ -43,6 +53,16 @@ from . import (  # noqa: F401, E402  isort: skip
     swin_transformer_v2_cr,
     vgg,
     vision_transformer,
+    vision_transformer_relpos,
 )
 
-__all__ = ["Adapter", "GenericAdapter", "adapter_by_name", "get_adapter", "list_adapters", "register_adapter", "unwrap_model"]
+__all__ = [
+    "Adapter",
+    "Example",
+    "GenericAdapter",
+    "adapter_by_name",
+    "get_adapter",
+    "list_adapters",
+    "register_adapter",
+    "unwrap_model",
+]

@@ -26,11 +26,14 @@ from robust_prune.errors import ModelAdaptationError, UnsupportedArchitectureErr
 
 from ._common import (
     FROZEN,
+    cut_gain,
     fix_group_counts,
     frozen_class,
     is_multiplier_conv,
+    kept_output_channels,
     opaque_modules,
     patched_forwards,
+    scaled_std_convs,
     swapped_classes,
     timm_layer_pruners,
     timm_tracing_forwards,
@@ -145,8 +148,24 @@ class Adapter:
         return self.pretrained_cfg(model).get("architecture")
 
     def classifier(self, model: nn.Module) -> nn.Module | None:
-        """The classifier head named by ``pretrained_cfg['classifier']`` (None if it has none)."""
-        return self._cfg_module(model, "classifier")
+        """The classifier head named by ``pretrained_cfg['classifier']``; else timm's ``get_classifier()``;
+        else (a model that is not from timm) its last linear layer. None if it has none."""
+        head = self._cfg_module(model, "classifier")
+        if head is not None:
+            return head
+        inner = unwrap_model(model)
+        getter = getattr(inner, "get_classifier", None)
+        if callable(getter):
+            try:
+                found = getter()
+            except (AttributeError, TypeError, NotImplementedError):
+                found = None
+            if isinstance(found, nn.Module):
+                leaves = [m for m in found.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+                if leaves:
+                    return leaves[-1]
+        linears = [m for m in inner.modules() if isinstance(m, nn.Linear)]
+        return linears[-1] if linears else None
 
     def first_conv(self, model: nn.Module) -> nn.Module | None:
         return self._cfg_module(model, "first_conv")
@@ -212,7 +231,9 @@ class Adapter:
         frozen = {m: frozen_class(type(m)) for m in self.frozen_layers(model)}
         types = tuple(k for k in self.customized_pruners(model) if isinstance(k, type))
         inner = unwrap_model(model)
-        with swapped_classes(frozen), patched_forwards(timm_tracing_forwards(inner)):
+        # ScaledStdConv2d's per-output gain follows the channels torch-pruning keeps in its weight
+        std_convs = kept_output_channels(scaled_std_convs(inner), on_exit=cut_gain)
+        with swapped_classes(frozen), patched_forwards(timm_tracing_forwards(inner)), std_convs:
             with opaque_modules([m for m in inner.modules() if isinstance(m, types)]):
                 yield
 
@@ -269,6 +290,24 @@ class Adapter:
         """
         return fix_group_counts(unwrap_model(model))
 
+    # --- growing back (inverse weights inheritance) ----------------------------------------------
+    def inexact_growth_layers(self, pruned: nn.Module, full: nn.Module) -> list[str]:
+        """Norm layers whose statistics pool several channels and whose width ``pruned`` lost relative to the
+        full-width ``full`` (same architecture): growing those widths back cannot reproduce the ticket exactly.
+
+        Every other pruned dimension is safe to grow function-preservingly (new outgoing weights at zero):
+        BatchNorm is per channel, and a LayerNorm over an untouched residual width does not see an MLP's or
+        an attention's grown hidden width. An empty list means zero-out growth is exact.
+        """
+        full_modules = dict(unwrap_model(full).named_modules())
+        names = []
+        for name, m in unwrap_model(pruned).named_modules():
+            ref = full_modules.get(name)
+            width, ref_width = _pooled_norm_width(m), _pooled_norm_width(ref) if ref is not None else None
+            if width is not None and ref_width is not None and width != ref_width:
+                names.append(name)
+        return names
+
     # --- fine-grained pruning -------------------------------------------------------------------
     def prunable_weight_layers(
         self, model: nn.Module, *, first_layer: bool = False, classifier: bool = False
@@ -293,6 +332,21 @@ class Adapter:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, timm_modules={self.timm_modules!r})"
+
+
+def _pooled_norm_width(m: nn.Module | None) -> int | None:
+    """The width of a norm layer that pools statistics over channels (None for BatchNorm and non-norms)."""
+    if m is None or isinstance(m, nn.modules.batchnorm._BatchNorm):
+        return None
+    if isinstance(m, nn.GroupNorm):
+        return int(m.num_channels) if m.num_groups != m.num_channels else None
+    shape = getattr(m, "normalized_shape", None)
+    if isinstance(m, nn.LayerNorm) or (shape is not None and "Norm" in type(m).__name__):
+        return int(shape[-1]) if shape else None
+    if type(m).__name__.startswith("EvoNorm2dS"):  # group statistics
+        weight = getattr(m, "weight", None)
+        return int(weight.shape[0]) if weight is not None else None
+    return None
 
 
 class GenericAdapter(Adapter):

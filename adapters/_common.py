@@ -26,6 +26,9 @@ __all__ = [
     "is_multiplier_conv",
     "link",
     "patched_forwards",
+    "kept_output_channels",
+    "scaled_std_convs",
+    "cut_gain",
     "frozen_params",
     "timm_tracing_forwards",
     "BlurPoolPruner",
@@ -219,17 +222,7 @@ def timm_layer_pruners() -> dict[type, tp.pruner.BasePruningFunc]:
                 pruners[cls] = passthrough
     except ImportError:  # pragma: no cover - older timm
         pass
-    from ._layers import ScaledStdConvPruner, SelectiveKernelPruner, SplitAttnPruner
-
-    try:
-        from timm.layers import std_conv
-
-        for name in ("ScaledStdConv2d", "ScaledStdConv2dSame"):
-            cls = getattr(std_conv, name, None)
-            if cls is not None:
-                pruners[cls] = ScaledStdConvPruner()
-    except ImportError:  # pragma: no cover - older timm
-        pass
+    from ._layers import SelectiveKernelPruner, SplitAttnPruner
 
     try:
         from timm.layers import SelectiveKernel, SplitAttn
@@ -456,3 +449,50 @@ def frozen_params(params: Iterable[nn.Parameter | None]) -> Iterator[None]:
     finally:
         for p, flag in saved:
             p.requires_grad_(flag)
+
+
+@contextlib.contextmanager
+def kept_output_channels(
+    layers: Iterable[nn.Module], on_exit: Callable[[nn.Module, list[int]], None]
+) -> Iterator[None]:
+    """Learn which output channels torch-pruning kept in each conv/linear, without touching its pruners.
+
+    On entry each layer gets a bias whose ``.grad`` holds the channel numbers (a zero bias is added for
+    the time being where the layer has none); torch-pruning cuts a parameter's ``.grad`` with the
+    parameter, so on exit the surviving numbers are the kept channels: ``on_exit(layer, kept)`` runs, and
+    the bias and its gradient are put back (cut to the kept channels).
+    """
+    saved = []
+    try:
+        for m in layers:
+            n = int(m.weight.shape[0])
+            had_bias = m.bias is not None
+            old_grad = m.bias.grad if had_bias else None
+            if not had_bias:
+                m.bias = nn.Parameter(torch.zeros(n, dtype=m.weight.dtype, device=m.weight.device))
+            m.bias.grad = torch.arange(n, dtype=m.bias.dtype, device=m.bias.device)
+            saved.append((m, had_bias, old_grad))
+        yield
+    finally:
+        for m, had_bias, old_grad in saved:
+            kept = [int(round(float(i))) for i in m.bias.grad.tolist()] if m.bias.grad is not None else []
+            if had_bias:
+                m.bias.grad = old_grad[kept] if old_grad is not None else None
+            else:
+                m.bias = None
+            if len(kept) == m.weight.shape[0]:
+                on_exit(m, kept)
+
+
+def cut_gain(layer: nn.Module, kept: list[int]) -> None:
+    gain = getattr(layer, "gain", None)
+    if isinstance(gain, nn.Parameter) and gain.shape[0] != len(kept):
+        layer.gain = nn.Parameter(gain.data[kept].clone(), requires_grad=gain.requires_grad)
+
+
+def scaled_std_convs(model: nn.Module) -> list[nn.Module]:
+    """timm's weight-standardised convs with a per-output ``gain`` (NFNets)."""
+    from timm.layers import std_conv
+
+    types = tuple(getattr(std_conv, n) for n in ("ScaledStdConv2d", "ScaledStdConv2dSame") if hasattr(std_conv, n))
+    return [m for m in model.modules() if isinstance(m, types)]

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch_pruning as tp
 from torch import nn
 
-__all__ = ["ScaledStdConvPruner", "SelectiveKernelPruner", "SplitAttnPruner"]
+__all__ = ["SelectiveKernelPruner", "SplitAttnPruner"]
 
 
 def _bn_out(layer: nn.Module, idxs: list[int]) -> None:
@@ -102,32 +102,3 @@ class SplitAttnPruner(tp.pruner.BasePruningFunc):
     def get_in_channel_groups(self, layer: nn.Module) -> int:
         return int(layer.conv.groups)
 
-
-class ScaledStdConvPruner(tp.pruner.BasePruningFunc):
-    """timm.layers.ScaledStdConv2d(Same): a conv with weight standardisation and a per-output ``gain``
-    (shape (out, 1, 1, 1)) that torch-pruning's conv pruner does not know. The standardisation ``scale``
-    (gamma / sqrt(fan-in)) is kept as it was."""
-
-    is_root = True
-
-    def prune_out_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
-        idxs = sorted(int(i) for i in idxs)
-        keep = sorted(set(range(layer.out_channels)) - set(idxs))
-        tp.prune_conv_out_channels(layer, idxs)
-        layer.gain = self._prune_parameter_and_grad(layer.gain, keep, 0)
-        return layer
-
-    def prune_in_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
-        tp.prune_conv_in_channels(layer, sorted(int(i) for i in idxs))
-        return layer
-
-    def get_out_channels(self, layer: nn.Module) -> int:
-        return int(layer.out_channels)
-
-    def get_in_channels(self, layer: nn.Module) -> int:
-        return int(layer.in_channels)
-
-    def get_out_channel_groups(self, layer: nn.Module) -> int:
-        return int(layer.groups)
-
-    get_in_channel_groups = get_out_channel_groups

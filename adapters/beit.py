@@ -22,5 +22,4 @@ class BeitAdapter(FixedWidthTransformerAdapter):
     examples = (
         Example("beit_base_patch16_224", "beit", {"img_size": 32, "depth": 2, "embed_dim": 192, "num_heads": 3}),
         Example("beitv2_base_patch16_224", "beit", {"img_size": 32, "depth": 2}, quick=False),
-        Example("beit_large_patch16_224", "beit", {"img_size": 32, "depth": 2}, quick=False),
     )

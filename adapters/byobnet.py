@@ -13,8 +13,8 @@ class ByobNetAdapter(Adapter):
     examples = (
         Example("test_byobnet", "test_*"),
         Example("repvgg_a0", "byobnet", variant="repvgg"),
-        Example("gernet_s", "byobnet", variant="gernet"),
-        Example("resnext26ts", "byobnet", variant="resnext-ts"),
+        Example("gernet_s", "byobnet", quick=False, variant="gernet"),
+        Example("resnext26ts", "byobnet", quick=False, variant="resnext-ts"),
         Example("repvgg_b0", "byobnet", quick=False, variant="repvgg"),
         Example("eca_resnet33ts", "byobnet", quick=False, variant="resnet-ts"),
         Example("regnetz_b16", "byobnet", quick=False, variant="regnetz"),

@@ -55,7 +55,6 @@ class CspNetAdapter(Adapter):
         Example("cspdarknet53", "cspnet", quick=False, variant="cspdarknet"),
         Example("cspresnext50", "cspnet", quick=False, variant="cspresnext"),
         Example("darknet17", "cspnet", quick=False, variant="darknet"),
-        Example("cs3sedarknet_l", "cspnet", quick=False, variant="cs3darknet"),
     )
 
     def ignored_layers(self, model: nn.Module) -> list[nn.Module]:

@@ -4,7 +4,8 @@ Stages with ``SplitTransposeBlock``s chunk the block input into scales chained l
 cross-covariance attention whose output is reshaped to the *input* width, so in those stages the
 embedding (residual) width is left alone: the per-scale depthwise convs, the attention's qkv/proj, the
 MLP's output and the positional encoding's projection keep their outputs (so the whole width, wherever it
-is rooted, stays); their MLP hidden widths are pruned. Convolutional stages (``ConvBlock``) are pruned fully, layer scales included.
+is rooted, stays); their MLP hidden widths are pruned. Convolutional stages (``ConvBlock``) are pruned
+fully, layer scales included.
 LayerNorm over pruned widths: growth is not exact.
 """
 

@@ -36,7 +36,6 @@ class EfficientFormerAdapter(DistilledHeadsMixin, Adapter):
     grow_exact = False
     examples = (
         Example("efficientformer_l1", "efficientformer", image_size=224, variant="efficientformer"),
-        Example("efficientformer_l3", "efficientformer", image_size=224, quick=False, variant="efficientformer"),
     )
 
     def ignored_layers(self, model: nn.Module) -> list[nn.Module]:

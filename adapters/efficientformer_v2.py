@@ -66,7 +66,8 @@ class EfficientFormerV2Adapter(DistilledHeadsMixin, Adapter):
     name = "efficientformer_v2"
     timm_modules = ("efficientformer_v2",)
     examples = (
-        Example("efficientformerv2_s0", "efficientformer", {"img_size": 64}, image_size=64, variant="efficientformerv2"),
+        Example("efficientformerv2_s0", "efficientformer", {"img_size": 64}, image_size=64,
+                variant="efficientformerv2"),
         Example("efficientformerv2_s1", "efficientformer", {"img_size": 64}, image_size=64, quick=False,
                 variant="efficientformerv2"),
     )

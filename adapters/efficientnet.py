@@ -126,7 +126,7 @@ class EfficientNetAdapter(MixedConvMixin, Adapter):
         Example("mobilenetv2_035", "efficientnet", variant="mobilenetv2"),
         Example("mnasnet_small", "efficientnet", variant="mnasnet"),
         Example("tinynet_e", "efficientnet", variant="tinynet"),
-        Example("mixnet_s", "efficientnet", variant="mixnet"),
+        Example("mixnet_s", "efficientnet", quick=False, variant="mixnet"),
         Example("mixnet_m", "efficientnet", quick=False, variant="mixnet"),
         Example("efficientnetv2_rw_t", "efficientnet", quick=False, variant="efficientnet"),
         Example("fbnetc_100", "efficientnet", quick=False, variant="fbnet"),

@@ -21,7 +21,7 @@ class FastVitAdapter(Adapter):
     name = "fastvit"
     timm_modules = ("fastvit",)
     examples = (
-        Example("fastvit_t8", "fastvit"),
+        Example("fastvit_t8", "fastvit", quick=False),
         Example("fastvit_sa12", "fastvit"),
         Example("fastvit_t12", "fastvit", quick=False),
         Example("fastvit_mci0", "fastvit", quick=False),

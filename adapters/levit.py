@@ -5,7 +5,8 @@ with stored ``key_dim``/``val_dim``, and the attention-bias table is indexed per
 into attention (``qkv``, ``kv``, ``q``) keep their outputs. Pruned: the stem convolutions, the residual
 width of every stage (including the attention output projections and every ``LinearNorm``'s BatchNorm)
 and the MLP hidden widths. The token subsampling before strided attention views the tokens as a grid and
-slices it, which torch-pruning mistakes for channel slicing: it is an opaque pass-through instead. The classifier(s) (``head``, ``head_dist``) keep their outputs.
+slices it, which torch-pruning mistakes for channel slicing: it is an opaque pass-through instead. The
+classifier(s) (``head``, ``head_dist``) keep their outputs.
 Fixed input size (the attention biases are built for one resolution).
 """
 
@@ -50,11 +51,13 @@ class LevitAdapter(Adapter):
         return layers
 
     def fixed_input_size(self, model: nn.Module) -> tuple[int, int] | None:
-        # the first attention's grid (its bias table is built for it) times the stem's stride (16)
-        for m in unwrap_model(model).modules():
+        # the first attention's grid (its bias table is built for it) times the stem's stride
+        inner = unwrap_model(model)
+        stride = int(getattr(getattr(inner, "stem", None), "stride", 16))
+        for m in inner.modules():
             if isinstance(m, Attention):
                 res = m.resolution if isinstance(m.resolution, (tuple, list)) else (m.resolution, m.resolution)
-                return (int(res[0]) * 16, int(res[1]) * 16)
+                return (int(res[0]) * stride, int(res[1]) * stride)
         return None
 
     def model_args(self, model: nn.Module) -> dict[str, Any]:

@@ -5,7 +5,8 @@
 - ``GroupNorm1NoBias`` has ``bias=None``, which torch-pruning's GroupNorm pruner does not expect.
 - CAFormer's ``Attention`` reshapes its output to the *input* width (``reshape(B, N, C)``), so in stages
   with attention the embedding width and the qkv outputs are left alone (the downsampling conv roots that
-  width); the MLP widths there, and everything in the convolutional stages, are pruned. LayerNorm / GroupNorm over the pruned width: growth is not exact.
+  width); the MLP widths there, and everything in the convolutional stages, are pruned. LayerNorm /
+  GroupNorm over the pruned width: growth is not exact.
 """
 
 from __future__ import annotations
@@ -44,12 +45,10 @@ class MetaFormerAdapter(Adapter):
     timm_modules = ("metaformer",)
     grow_exact = False
     examples = (
-        Example("poolformer_s12", "metaformer", variant="poolformer"),
+        Example("poolformer_s12", "metaformer", quick=False, variant="poolformer"),
         Example("poolformerv2_s12", "metaformer", variant="poolformer"),
-        Example("convformer_s18", "metaformer", variant="convformer"),
+        Example("convformer_s18", "metaformer", quick=False, variant="convformer"),
         Example("caformer_s18", "metaformer", variant="caformer"),
-        Example("poolformer_s24", "metaformer", quick=False, variant="poolformer"),
-        Example("convformer_s36", "metaformer", quick=False, variant="convformer"),
     )
 
     def customized_pruners(self, model: nn.Module) -> dict[Any, Any]:

@@ -1,7 +1,9 @@
 """timm.models.nfnet: Normalizer-Free nets (NFNet, ECA-NFNet, NF-RegNet, NF-ResNet, test_nfnet).
 
-No BatchNorm: weight-standardised convs (``ScaledStdConv2d``) carry a per-output ``gain`` that the shared
-pruner in ``_layers.py`` cuts along with the weights; the residual ``alpha``/``beta`` scalars and the
+No BatchNorm: weight-standardised convs (``ScaledStdConv2d``) carry a per-output ``gain`` that
+torch-pruning's conv pruner does not know; the adapters' graph context learns which output channels each
+such conv kept (``_common.kept_output_channels``) and cuts ``gain`` to match; the residual
+``alpha``/``beta`` scalars and the
 skip-init gains are scalars. ``torch.utils.flop_counter`` counts their convolutions (torch-pruning's own
 counter would not). Without normalisation statistics, growth is exact.
 """
@@ -18,5 +20,4 @@ class NfNetAdapter(Adapter):
         Example("nf_regnet_b0", "nfnet", quick=False),
         Example("eca_nfnet_l0", "nfnet", quick=False),
         Example("nf_resnet50", "nfnet", quick=False),
-        Example("dm_nfnet_f0", "nfnet", quick=False),
     )

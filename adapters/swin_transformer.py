@@ -102,8 +102,6 @@ class SwinTransformerAdapter(SwinMixin, Adapter):
                 variant="swin"),
         Example("swin_tiny_patch4_window7_224", "swin", {"img_size": 64, "window_size": 4}, image_size=64,
                 quick=False, variant="swin"),
-        Example("swin_s3_tiny_224", "swin", {"img_size": 64, "window_size": 4}, image_size=64, quick=False,
-                variant="swin"),
     )
 
     def num_heads(self, model: nn.Module) -> dict[nn.Module, int]:

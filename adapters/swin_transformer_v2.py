@@ -27,8 +27,6 @@ class SwinTransformerV2Adapter(SwinMixin, Adapter):
                 variant="swinv2"),
         Example("swinv2_tiny_window16_256", "swin", {"img_size": 64, "window_size": 4}, image_size=64, quick=False,
                 variant="swinv2"),
-        Example("swinv2_small_window8_256", "swin", {"img_size": 64, "window_size": 4}, image_size=64, quick=False,
-                variant="swinv2"),
     )
 
     def ignored_layers(self, model: nn.Module) -> list[nn.Module]:

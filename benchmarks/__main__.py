@@ -14,7 +14,7 @@ import sys
 SUITES: dict[str, tuple[str, str]] = {
     "zoo": ("benchmarks.zoo", "prune one small model per timm family and check every step (coverage table)"),
     "paper": ("benchmarks.paper", "reproduce the paper's three findings at small scale"),
-    "speed": ("benchmarks.speed", "measured latency of pruned vs dense models"),
+    "speed": ("benchmarks.speed", "training, inference and evaluation throughput; robustify() overhead"),
 }
 
 

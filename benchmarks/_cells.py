@@ -63,9 +63,11 @@ class Cell:
 def previous_cells(payload: Mapping[str, Any] | None, fingerprint: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Finished cells of an earlier results payload, keyed, if it was run with the same ``fingerprint``.
 
-    Cells from a run with a different budget are not reused (their numbers would not be comparable).
+    Cells from a run with a different budget are not reused (their numbers would not be comparable); keys of
+    the stored fingerprint that the current one does not have (e.g. a cell selection) are ignored.
     """
-    if not payload or payload.get("settings", {}).get("fingerprint") != dict(fingerprint):
+    stored = (payload or {}).get("settings", {}).get("fingerprint")
+    if not payload or not isinstance(stored, dict) or {k: stored.get(k) for k in fingerprint} != dict(fingerprint):
         return {}
     return {c["key"]: c for c in payload.get("cells", []) if c.get("status") == "ok"}
 
@@ -155,6 +157,7 @@ def aggregate(records: Iterable[Mapping[str, Any]], metrics: Sequence[str]) -> l
         for extra in ("macs", "params", "measured_sparsity", "epochs_total"):
             vals = [float(r[extra]) for r in ok if r.get(extra) is not None]
             if vals:
-                row[extra] = statistics.fmean(vals)
+                mean = statistics.fmean(vals)
+                row[extra] = mean if extra == "measured_sparsity" else round(mean)
         rows.append(row)
     return rows

@@ -172,14 +172,18 @@ def write_report(
     settings: Mapping[str, Any],
     out_dir: str | os.PathLike[str],
     name: str = "paper",
+    total: int | None = None,
 ) -> None:
-    """Write ``<name>.json`` (rows, raw cells), ``<name>.md`` and ``<name>_sparsity.png`` (+ ``_aa.png``)."""
+    """Write ``<name>.json`` (rows, raw cells), ``<name>.md`` and ``<name>_sparsity.png`` (+ ``_aa.png``).
+
+    ``total`` is the number of cells in the grid (finished or not), for the summary line.
+    """
     from pathlib import Path
 
     out = Path(out_dir)
     done = sum(1 for r in records if r.get("status") == "ok")
     summary = {
-        "cells finished": f"{done}/{len(records)} ok so far",
+        "cells finished": f"{done} of {total if total is not None else len(records)} ok",
         "model": settings.get("model"),
         "dataset": settings.get("dataset"),
         "seeds": settings.get("seeds"),

@@ -20,12 +20,11 @@ import copy
 import dataclasses
 import json
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks._cells import Cell, CellUnavailable, aggregate, previous_cells, run_cells
+from benchmarks._cells import Cell, CellUnavailable, aggregate, cell_key, previous_cells, run_cells
 
 __all__ = ["Budget", "QUICK", "FULL", "build_cells", "add_arguments", "main", "run_paper"]
 
@@ -44,9 +43,9 @@ class Budget:
     structures: tuple[str, ...] = ("weight", "channel")
     lottery_sparsities: tuple[float, ...] = (0.5, 0.9)
     iwi_sparsity: float = 0.5
-    pretrain_epochs: int = 6
-    finetune_epochs: int = 3
-    grow_epochs: int = 3
+    pretrain_epochs: int = 5
+    finetune_epochs: int = 2
+    grow_epochs: int = 2
     lottery_rounds: int = 2
     rewind_epoch: int = 1
     lr: float = 0.05
@@ -54,16 +53,31 @@ class Budget:
     train_steps: int = 5
     eval_n: int | None = None
     aa_n: int = 64
+    aa_keys: tuple[str, ...] = ()  # AutoAttack only on cells whose key starts with one of these; () = every cell
     findings: tuple[str, ...] = ("f1", "f2", "f3")
 
     def fingerprint(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """The budget as JSON, less ``findings`` (which selects cells but does not change any cell's numbers)."""
+        data = json.loads(json.dumps(dataclasses.asdict(self)))
+        data.pop("findings")
+        return data
 
 
 QUICK = Budget(
-    model="test_resnet", pretrain_epochs=4, finetune_epochs=2, grow_epochs=2, lottery_rounds=1, eval_n=200, aa_n=16
+    model="test_resnet",
+    pretrain_epochs=3,
+    finetune_epochs=1,
+    grow_epochs=1,
+    lottery_rounds=1,
+    eval_n=200,
+    aa_n=8,
+    aa_keys=("f1/dense/", "f3/"),
 )
-FULL = Budget()
+# Sized (not yet timed end to end) for under 2 hours with 3 seeds on 2 idle CPU cores.
+FULL = Budget(
+    aa_n=32,
+    aa_keys=("f1/dense/", "f1/prune/weight/0.5/", "f1/prune/channel/0.5/", "f2/lottery-rewind/", "f3/"),
+)
 
 
 class _Runner:
@@ -117,7 +131,7 @@ class _Runner:
             ).model
         return copy.deepcopy(self._dense[seed].model)
 
-    def measure(self, model: Any, cfg: Any, *, shared_epochs: int = 0) -> dict[str, Any]:
+    def measure(self, key: str, model: Any, cfg: Any, *, shared_epochs: int = 0) -> dict[str, Any]:
         """robustify() one config and evaluate it; the numbers of one cell."""
         import robust_prune as rp
         from robust_prune.methods import list_methods
@@ -152,19 +166,19 @@ class _Runner:
             out["ticket_clean"] = result.ticket_report.clean_accuracy
             out["ticket_pgd"] = result.ticket_report.robust_accuracy.get("pgd")
             out["ticket_params"] = result.ticket_report.params
-        out.update(self.autoattack(result.model, cfg.seed))
+        out.update(self.autoattack(result.model, cfg.seed, key))
         return out
 
-    def autoattack(self, model: Any, seed: int) -> dict[str, Any]:
+    def autoattack(self, model: Any, seed: int, key: str) -> dict[str, Any]:
         import robust_prune as rp
 
-        if self.b.aa_n <= 0:
-            return {"autoattack": None, "autoattack_reason": "skipped (aa_n=0)"}
+        if self.b.aa_n <= 0 or (self.b.aa_keys and not key.startswith(self.b.aa_keys)):
+            return {"autoattack": None, "autoattack_reason": "not run in this budget (aa_n / aa_keys)"}
         try:
             rep = rp.evaluate(
                 model,
                 self.bundle(seed),
-                attacks=("autoattack",),
+                attacks=("pgd", "autoattack"),  # PGD-20 on the same points, for the AutoAttack <= PGD check
                 n=self.b.aa_n,
                 seed=seed,
                 latency=False,
@@ -175,6 +189,7 @@ class _Runner:
         aa = rep.attacks["autoattack"]
         return {
             "autoattack": aa.accuracy,
+            "pgd_on_aa_points": rep.attacks["pgd"].accuracy,
             "autoattack_ci": [aa.ci_low, aa.ci_high],
             "n_aa": aa.n,
             "aa_seconds": round(aa.seconds, 2),
@@ -193,22 +208,40 @@ def build_cells(budget: Budget, seeds: int, runner: _Runner) -> list[Cell]:
 
     b, r = budget, runner
     cells: list[Cell] = []
+
+    def add(finding: str, method: str, structure: str, s: float, seed: int, cfg: Any, shared: bool = False) -> None:
+        key = cell_key(finding, method, structure, s, seed)
+
+        def run() -> dict[str, Any]:
+            model = r.dense(seed) if shared else b.model
+            return r.measure(key, model, cfg, shared_epochs=b.pretrain_epochs if shared else 0)
+
+        cells.append(Cell(finding, method, structure, s, seed, run))
+
     for seed in range(seeds):
-
-        def f1_dense(seed: int = seed) -> dict[str, Any]:
-            cfg = r.config("dense", seed, pretrain=r.train(b.finetune_epochs, b.finetune_lr))
-            return r.measure(r.dense(seed), cfg, shared_epochs=b.pretrain_epochs)
-
-        def f1_prune(s: float, structure: str, seed: int = seed) -> Callable[[], dict[str, Any]]:
-            cfg = r.config("prune", seed, pretrain=r.train(0, b.lr), prune=PruneConfig(sparsity=s, structure=structure))
-            return lambda: r.measure(r.dense(seed), cfg, shared_epochs=b.pretrain_epochs)
-
         if "f1" in b.findings:
-            cells.append(Cell("f1", "dense", "none", 0.0, seed, f1_dense))
+            # sparsity 0: the shared dense model trained for the same extra epochs as the pruned ones
+            add(
+                "f1",
+                "dense",
+                "none",
+                0.0,
+                seed,
+                r.config("dense", seed, pretrain=r.train(b.finetune_epochs, b.finetune_lr)),
+                shared=True,
+            )
             for structure in b.structures:
-                for s in b.sparsities:
-                    if s > 0:
-                        cells.append(Cell("f1", "prune", structure, s, seed, f1_prune(s, structure)))
+                for s in (x for x in b.sparsities if x > 0):
+                    prune = PruneConfig(sparsity=s, structure=structure)
+                    add(
+                        "f1",
+                        "prune",
+                        structure,
+                        s,
+                        seed,
+                        r.config("prune", seed, pretrain=r.train(0, b.lr), prune=prune),
+                        shared=True,
+                    )
         if "f2" in b.findings:
             for s in b.lottery_sparsities:
                 for name, reinit, adv in LOTTERY_VARIANTS:
@@ -220,8 +253,7 @@ def build_cells(budget: Budget, seeds: int, runner: _Runner) -> list[Cell]:
                         reinit=reinit,
                         adversarial=adv,
                     )
-                    cfg = r.config("lottery", seed, prune=prune)
-                    cells.append(Cell("f2", name, "weight", s, seed, lambda cfg=cfg: r.measure(b.model, cfg)))
+                    add("f2", name, "weight", s, seed, r.config("lottery", seed, prune=prune))
         if "f3" in b.findings:
             iwi = r.config(
                 "iwi",
@@ -230,9 +262,8 @@ def build_cells(budget: Budget, seeds: int, runner: _Runner) -> list[Cell]:
                 ticket_method="prune",
                 prune=PruneConfig(sparsity=b.iwi_sparsity, structure="channel"),
             )
-            dense = r.config("dense", seed, pretrain=r.train(iwi.total_epochs(), b.lr))
-            cells.append(Cell("f3", "iwi", "channel", b.iwi_sparsity, seed, lambda cfg=iwi: r.measure(b.model, cfg)))
-            cells.append(Cell("f3", "dense", "none", 0.0, seed, lambda cfg=dense: r.measure(b.model, cfg)))
+            add("f3", "iwi", "channel", b.iwi_sparsity, seed, iwi)
+            add("f3", "dense", "none", 0.0, seed, r.config("dense", seed, pretrain=r.train(iwi.total_epochs(), b.lr)))
     return cells
 
 
@@ -247,6 +278,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
     parser.add_argument("--name", default="paper", help="results file stem (default paper)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--report-only", action="store_true", help="re-render tables and plots from the finished cells; run nothing"
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -269,6 +303,7 @@ def main(args: argparse.Namespace) -> int:
         name=args.name,
         quick=args.quick,
         progress=not args.no_progress,
+        report_only=args.report_only,
     )
     bad = [r for r in records if r["status"] == "error"]
     for r in bad:
@@ -286,8 +321,12 @@ def run_paper(
     name: str = "paper",
     quick: bool = False,
     progress: bool = True,
+    report_only: bool = False,
 ) -> list[dict[str, Any]]:
-    """Run (or resume) the grid and write the results after every cell; return the cell records."""
+    """Run (or resume) the grid and write the results after every cell; return the cell records.
+
+    With ``report_only``, nothing runs: the finished cells of the same budget are re-rendered.
+    """
     import torch
 
     from benchmarks._common import RESULTS_DIR
@@ -295,18 +334,29 @@ def run_paper(
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
     out = Path(out_dir) if out_dir is not None else RESULTS_DIR
-    settings = {"fingerprint": budget.fingerprint(), "seeds": seeds, "quick": quick, **budget.fingerprint()}
+    settings = {
+        "fingerprint": budget.fingerprint(),
+        "seeds": seeds,
+        "quick": quick,
+        **budget.fingerprint(),
+        "findings": list(budget.findings),
+    }
     previous: dict[str, dict[str, Any]] = {}
     json_path = out / f"{name}.json"
-    if resume and json_path.exists():
+    if (resume or report_only) and json_path.exists():
         previous = previous_cells(json.loads(json_path.read_text(encoding="utf-8")), budget.fingerprint())
         print(f"resume: {len(previous)} finished cell(s) reused from {json_path}")
-    runner = _Runner(budget, data_dir, progress)
+    runner = _Runner(budget, data_dir, progress=False)  # one bar, over cells; none per epoch
     cells = build_cells(budget, seeds, runner)
 
-    def update(records: list[dict[str, Any]]) -> None:
-        write_report(records, aggregate(records, METRICS), settings=settings, out_dir=out, name=name)
+    total = len({c.key for c in cells} | set(previous))
 
+    def update(records: list[dict[str, Any]]) -> None:
+        write_report(records, aggregate(records, METRICS), settings=settings, out_dir=out, name=name, total=total)
+
+    if report_only:  # re-render the tables and plots from the cells already recorded, run nothing
+        update(list(previous.values()))
+        return list(previous.values())
     records = run_cells(cells, previous=previous, progress=progress, on_update=update)
     update(records)
     return records

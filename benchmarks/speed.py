@@ -42,6 +42,7 @@ class SpeedBudget:
     attacks: tuple[str, ...] = ("fgsm", "pgd", "apgd-ce", "square", "autoattack-fast", "autoattack")
     autoattack_n: int = 16
     overhead_model: str = "resnet10t"
+    eval_train_epochs: int = 3
 
 
 QUICK = SpeedBudget(
@@ -53,6 +54,7 @@ QUICK = SpeedBudget(
     attacks=("fgsm", "pgd", "apgd-ce", "square", "autoattack"),
     autoattack_n=8,
     overhead_model="test_resnet",
+    eval_train_epochs=1,
 )
 FULL = SpeedBudget()
 
@@ -154,7 +156,9 @@ def _latency_rows(b: SpeedBudget) -> list[dict[str, Any]]:
 def _eval_rows(b: SpeedBudget) -> list[dict[str, Any]]:
     import robust_prune as rp
 
-    result = rp.robustify(b.train_model, "digits", method="dense", epochs=1, eval_attacks=(), progress=False)
+    result = rp.robustify(
+        b.train_model, "digits", method="dense", epochs=b.eval_train_epochs, eval_attacks=(), progress=False
+    )
     rows = []
     for attack in b.attacks:
         n = b.autoattack_n if attack == "autoattack" else b.eval_n
@@ -252,17 +256,18 @@ def run_speed(
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
     parts = {"train": _train_rows, "latency": _latency_rows, "eval": _eval_rows, "overhead": _overhead_rows}
     rows: list[dict[str, Any]] = []
+    settings = {"quick": quick, **dataclasses.asdict(budget)}
     for name, fn in parts.items():
         if only is None or name in only:
             torch.manual_seed(0)
             rows += fn(budget)
-    write_results(
-        "speed",
-        rows,
-        title="Speed: training, inference, evaluation and overhead",
-        columns=COLUMNS,
-        headers=HEADERS,
-        settings={"quick": quick, **dataclasses.asdict(budget)},
-        out_dir=out_dir,
-    )
+            write_results(  # after each part, so an interrupted run keeps what it measured
+                "speed",
+                rows,
+                title="Speed: training, inference, evaluation and overhead",
+                columns=COLUMNS,
+                headers=HEADERS,
+                settings=settings,
+                out_dir=out_dir,
+            )
     return rows

@@ -1,7 +1,8 @@
 """``python -m benchmarks zoo``: can every timm family be channel-pruned, rebuilt and trained?
 
 For each adapter's example models (``Adapter.examples``: the smallest member of each family at a small
-input size), one subprocess per model (so a hang or crash costs one row, not the run):
+input size), with a time limit per model (so a hang costs one row, not the run; ``--isolate`` runs each
+model in its own subprocess, which also survives crashes):
 
 1. create the model with ``robust_prune.models.create_model`` (10 classes);
 2. ``robust_prune.prune(model, sparsity)`` (channel structure) and time it;
@@ -123,9 +124,9 @@ def check_example(
 ) -> dict[str, Any]:
     """Run every zoo step on one example model; return its table row (never raises)."""
     import torch
+    from robust_prune.adapters import get_adapter
 
     import robust_prune as rp
-    from robust_prune.adapters import get_adapter
     from robust_prune.config import AttackConfig
     from robust_prune.errors import UnsupportedArchitectureError
     from robust_prune.models import NormalizedModel, create_model
@@ -212,6 +213,42 @@ def check_example(
     return row
 
 
+class _Timeout(Exception):
+    pass
+
+
+def _run_one_in_process(example: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Run one example here, with a SIGALRM time limit where the platform has one (a hang costs one row)."""
+    import signal
+
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    use_alarm = hasattr(signal, "SIGALRM")
+
+    def _expire(signum: int, frame: Any) -> None:
+        raise _Timeout
+
+    previous = signal.signal(signal.SIGALRM, _expire) if use_alarm else None
+    if use_alarm:
+        signal.alarm(int(args.timeout))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return check_example(
+                example, sparsity=args.sparsity, latency=not args.no_latency, latency_batch=args.latency_batch,
+                latency_size=args.latency_size, repeats=args.repeats,
+            )
+    except _Timeout:
+        return {"status": "fail", "reason": f"timed out after {args.timeout} s"}
+    finally:
+        if use_alarm:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
+        torch.set_num_threads(threads)
+
+
 def _run_one_subprocess(model: str, args: argparse.Namespace) -> dict[str, Any]:
     cmd = [
         sys.executable, "-m", "benchmarks.zoo", "--worker", model, "--sparsity", str(args.sparsity),
@@ -266,6 +303,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=15, help="interleaved timing repeats (default 15)")
     parser.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
     parser.add_argument("--timeout", type=int, default=240, help="seconds per model before it counts as failed")
+    parser.add_argument("--isolate", action="store_true",
+                        help="run each model in its own subprocess (slower; survives crashes, not just hangs)")
     parser.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     parser.add_argument("--name", default="zoo", help="results file stem (default zoo)")
 
@@ -279,7 +318,7 @@ def main(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     for i, (adapter, ex) in enumerate(todo, 1):
         t0 = time.perf_counter()
-        result = _run_one_subprocess(ex.id, args)
+        result = _run_one_subprocess(ex.id, args) if args.isolate else _run_one_in_process(ex, args)
         row = {
             "family": ex.family, "variant": ex.label, "model": ex.model, "adapter": adapter,
             "status": "fail", "reason": "", "macs_ratio": None, "params_ratio": None,
@@ -305,6 +344,7 @@ def main(args: argparse.Namespace) -> int:
         "adversarial step": "PGD-AT, eps 0.03, 2 steps, SGD lr 0.01, batch 2",
         "rebuild": "fresh timm model + JSON round-tripped record, load_state_dict(strict=True), torch.equal",
         "timeout_s": args.timeout,
+        "isolation": "one subprocess per model" if args.isolate else "in process, SIGALRM time limit per model",
         "total_wall_s": round(time.perf_counter() - t_start, 1),
     }
     from ._common import markdown_table
@@ -319,7 +359,8 @@ def main(args: argparse.Namespace) -> int:
         columns=COLUMNS, headers=HEADERS, settings=settings, summary=summary,
         sections=[("Families", family_table)], out_dir=args.out,
     )
-    print(f"{summary['families passing']} families pass ({summary['family coverage']}); wrote {json_path} and {md_path}")
+    print(f"{summary['families passing']} families pass ({summary['family coverage']}); "
+          f"wrote {json_path} and {md_path}")
     return 0
 
 

@@ -15,7 +15,7 @@ fetch it with :func:`active_run`, which returns a no-op one when no run director
 
     >>> from robust_prune import checkpoint
     >>> run = checkpoint.active_run()                      # doctest: +SKIP
-    >>> record = run.restore(model)                        # doctest: +SKIP  (None on a fresh start)
+    >>> record = run.restore(model)  # None on a fresh start  # doctest: +SKIP
     >>> history = run.train(model, bundle.train, stage="pretrain", config=config.pretrain,
     ...                     eps=bundle.default_eps, seed=config.seed, label="adversarial training")  # doctest: +SKIP
     >>> if run.needs("prune"):                             # doctest: +SKIP

@@ -46,7 +46,8 @@ def _robustify_args(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-steps", type=int, default=5, help="PGD steps during training (default: 5)")
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--attacks", default="pgd", help="comma-separated evaluation attacks (default: pgd)")
-    p.add_argument("--n", type=int, default=None, help="evaluate on the first N test points (default: all)")
+    p.add_argument("--n", "--eval-n", dest="n", type=int, default=None,
+                   help="evaluate on the first N test points (default: all); under torchrun spell it --eval-n")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output folder (default: runs/MODEL-DATASET-METHOD)")

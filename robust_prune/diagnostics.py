@@ -125,12 +125,15 @@ def layer_norms(model: nn.Module) -> list[LayerNorms]:
 def lipschitz_product(norms: list[LayerNorms]) -> float:
     """Product of the layers' operator-norm bounds (``inf`` on overflow).
 
+    Layers with a zero operator norm are skipped: in a residual network they are zero-initialised
+    branches (timm's ``zero_init_last``) and the skip connection carries the signal.
+
     Example:
         >>> a, b = LayerNorms("a", "linear", 0.0, 2.0, 2.0, 2.0), LayerNorms("b", "linear", 0.0, 3.0, 3.0, 3.0)
         >>> round(lipschitz_product([a, b]), 6)
         6.0
     """
-    log = sum(math.log(n.operator) if n.operator > 0 else -math.inf for n in norms)
+    log = sum(math.log(n.operator) for n in norms if n.operator > 0)
     return math.exp(log) if log < 700 else math.inf
 
 
@@ -247,15 +250,15 @@ class Diagnostics:
             f"  logit change, adversarial     {oc['adversarial']:.4g}  (x{oc['ratio']:.3g} random)",
             f"  ReLU sign flips (adversarial) {flips.get('global', 0.0):.2%}",
             "",
-            f"  {'layer':<40} {'kind':<9} {'sparsity':>8} {'frobenius':>10} {'op. norm':>10} {'flips':>7}",
+            f"  {'layer':<40} {'kind':<9} {'zeros':>8} {'frobenius':>10} {'op. norm':>10}",
         ]
         for layer in self.layers:
-            flip = next((v for k, v in flips.items() if k != "global" and k.startswith(layer.name + ".")), None)
-            flip_text = "" if flip is None else f"{flip:.1%}"
             lines.append(
                 f"  {layer.name:<40} {layer.kind:<9} {layer.sparsity:>8.1%} {layer.frobenius:>10.4g} "
-                f"{layer.operator:>10.4g} {flip_text:>7}"
+                f"{layer.operator:>10.4g}"
             )
+        lines += ["", f"  {'activation':<40} {'sign flips':>10}"]
+        lines += [f"  {k:<40} {v:>10.1%}" for k, v in flips.items() if k != "global"]
         return "\n".join(lines)
 
 
@@ -315,7 +318,8 @@ def diagnose(
     from .evaluation import _first_n, _loader_of
 
     loader, name, default_eps = _loader_of(data, model, batch_size)
-    x, y = _first_n(loader, n)
+    with torch.random.fork_rng(devices=[]):  # a DataLoader draws its base seed from the global RNG
+        x, y = _first_n(loader, n)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     eps = default_eps if eps is None else eps
     diag = sparsity_diagnostics(model, x.to(device), y.to(device), eps=eps, norm=norm, steps=steps, seed=seed)

@@ -12,11 +12,13 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import statistics
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -299,6 +301,19 @@ def _result(cfg: AttackConfig, robust: torch.Tensor, total: int, seconds: float,
     )
 
 
+def _keeps_global_rng(fn: Callable[..., RobustnessReport]) -> Callable[..., RobustnessReport]:
+    """Run ``fn`` on a forked global RNG (CPU, and the current CUDA device when initialised)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> RobustnessReport:
+        cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+        with torch.random.fork_rng(devices=[torch.cuda.current_device()] if cuda else []):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@_keeps_global_rng
 def evaluate(
     model: nn.Module,
     data: Any = None,
@@ -314,7 +329,7 @@ def evaluate(
     latency: bool = True,
     progress: bool = True,
     sanity: bool = True,
-    sanity_n: int = 64,
+    sanity_n: int = 32,
 ) -> RobustnessReport:
     """Measure clean and adversarial accuracy, size, latency and sparsity of ``model``.
 
@@ -349,7 +364,8 @@ def evaluate(
     loader, data_name, data_eps = _loader_of(data, model, batch_size)
     eps = data_eps if eps is None else eps
     configs = [_config_for(a, norm=norm, eps=eps, steps=steps, restarts=restarts, seed=seed) for a in attacks]
-    x_all, y_all = _first_n(loader, n)
+    with torch.random.fork_rng(devices=[]):  # iterating a DataLoader draws its base seed from the global RNG
+        x_all, y_all = _first_n(loader, n)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     modes = [(m, m.training) for m in model.modules()]
     model.eval()

@@ -196,6 +196,10 @@ def _new_values(
     return torch.where(consumes_new, torch.zeros_like(values), values)
 
 
+def _constant(t: torch.Tensor) -> bool:
+    return t.numel() > 0 and bool((t == t.flatten()[0]).all())
+
+
 def _grow_channels(
     ticket: nn.Module, record: PruningRecord, full: nn.Module, *, init: str, scale: float | None, seed: int
 ) -> int:
@@ -213,6 +217,9 @@ def _grow_channels(
             if name not in origins:  # integer buffers (num_batches_tracked, index tables) never change width
                 if source.shape == target.shape:
                     target.copy_(source)
+                continue
+            if origins[name].shape != source.shape and name not in params and _constant(source):
+                target.fill_(source.flatten()[0])  # a constant buffer resized outside the history (e.g. a zero bias)
                 continue
             if origins[name].shape != source.shape:
                 raise PruningError(
@@ -275,13 +282,13 @@ def _deviation(ticket: nn.Module, grown: nn.Module, input_size: list[int], seed:
 
 
 def _mixes_channels(model: nn.Module) -> bool:
-    """Whether a norm layer pools statistics over several channels (LayerNorm, GroupNorm, EvoNorm-S), which
-    growing the width changes, whatever the family's adapter claims."""
+    """Whether a layer pools statistics over several channels (LayerNorm, GroupNorm, EvoNorm-S, weight-standardised
+    convolutions), which growing the width changes, whatever the family's adapter claims."""
     for m in model.modules():
         if isinstance(m, nn.LayerNorm) or (isinstance(m, nn.GroupNorm) and m.num_groups != m.num_channels):
             return True
-        if type(m).__name__.startswith("EvoNorm2dS"):
-            return True
+        if type(m).__name__.startswith("EvoNorm2dS") or "StdConv" in type(m).__name__:
+            return True  # group statistics, or weight standardisation over a grown fan-in
     return False
 
 

@@ -6,7 +6,8 @@ and returns their dictionaries, which :func:`robust_prune.evaluate` stores in th
 
 - ``robust <= clean``: no attack may raise accuracy.
 - ``autoattack <= pgd``: AutoAttack is at least as strong as PGD (within sampling error).
-- ``pgd steps/restarts``: more PGD steps or restarts never raise robust accuracy.
+- ``pgd more steps/restarts``: PGD with the full steps is not weaker than with half of them, nor with 2
+  restarts than with 1.
 - ``large eps``: a very large budget drives accuracy to about zero.
 - ``input gradient``: the gradient of the margin loss with respect to the input is non-zero.
 - ``deterministic``: the model's output is the same for the same input.
@@ -85,17 +86,16 @@ def check_autoattack_le_pgd(aa_correct: int, pgd_correct: int, n: int, *, name: 
 
 
 def check_pgd_monotone(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: AttackConfig) -> SanityCheck:
-    """PGD with 2x steps, and with 2 restarts, is not less successful than PGD with ``attack.steps``."""
+    """PGD with ``attack.steps`` is not weaker than with half the steps, nor with 2 restarts than with 1."""
     base = dataclasses.replace(attack, name="pgd", step_size=None, restarts=1)
     few = dataclasses.replace(base, steps=max(1, base.steps // 2))
     counts = {
         f"{few.steps} steps": _robust_count(model, x, y, few),
         f"{base.steps} steps": _robust_count(model, x, y, base),
-        f"{2 * base.steps} steps": _robust_count(model, x, y, dataclasses.replace(base, steps=2 * base.steps)),
         f"{base.steps} steps x 2 restarts": _robust_count(model, x, y, dataclasses.replace(base, restarts=2)),
     }
     n, names = len(y), list(counts)
-    pairs = [(names[0], names[1]), (names[1], names[2]), (names[1], names[3])]
+    pairs = [(names[0], names[1]), (names[1], names[2])]
     rises = [(a, b) for a, b in pairs if counts[b] > counts[a] + sampling_slack(counts[a], n)]
     detail = f"robust points out of {n}: " + ", ".join(f"{k}: {v}" for k, v in counts.items())
     if rises:
@@ -163,7 +163,7 @@ def run_sanity_checks(
     clean_accuracy: float | None = None,
     robust_accuracy: dict[str, float] | None = None,
     robust_masks: dict[str, torch.Tensor] | None = None,
-    max_points: int = 64,
+    max_points: int = 32,
 ) -> list[dict[str, Any]]:
     """Run every check on up to ``max_points`` of the clean-correct points ``x, y``.
 

@@ -156,10 +156,16 @@ def train_one_batch(
 
 
 def make_accelerator(config: TrainConfig) -> Any:
-    """An ``accelerate.Accelerator`` for ``config`` (CPU when no GPU is present)."""
+    """An ``accelerate.Accelerator`` (CPU when no GPU is present).
+
+    Mixed precision is applied by :func:`train` with ``torch.autocast`` per stage, not through the
+    Accelerator: accelerate's state is a per-process singleton that cannot change precision between
+    the stages of one run.
+    """
     from accelerate import Accelerator
 
-    return Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available())
+    del config
+    return Accelerator(cpu=not torch.cuda.is_available())
 
 
 EpochCallback = Callable[[int, nn.Module, torch.optim.Optimizer, Any, list[EpochStats]], None]
@@ -217,6 +223,7 @@ def train(
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
     shuffle = _shuffle_generator(loader)
+    bf16 = config.mixed_precision == "bf16"
     wrapped, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     plain = accelerator.unwrap_model(wrapped)
     for epoch in range(start_epoch, config.epochs):
@@ -231,9 +238,10 @@ def train(
             disable=not (progress and accelerator.is_local_main_process),
             leave=False,
         )
+        step = -1
         for step, (images, labels) in enumerate(bar):
             batch_attack = dataclasses.replace(attack, seed=_batch_seed(seed, epoch, step))
-            with accelerator.autocast():
+            with torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=bf16):
                 loss, logits_clean, logits_adv = adversarial_loss(
                     wrapped,
                     images,
@@ -267,6 +275,13 @@ def train(
                 loss=f"{totals[0] / totals[3]:.3f}",
                 clean=f"{totals[1] / totals[3]:.3f}",
                 adv=f"{totals[2] / totals[3]:.3f}",
+            )
+        bad = [name for name, t in plain.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+        if bad:  # checked before the epoch is checkpointed, so the last checkpoint stays a good one
+            raise TrainingDivergedError(
+                f"{stage}: the weights became NaN or infinite during epoch {epoch + 1} (batch {step + 1} was the "
+                f"last; first bad tensor {bad[0]}). Likely cause: the learning rate ({config.lr}) or eps "
+                f"({attack.eps}) is too large. The last good checkpoint (if any) is kept."
             )
         distributed.broadcast_state(plain)  # identical weights and BatchNorm statistics on every process
         images_seen = max(float(totals[3]), 1.0)

@@ -22,6 +22,7 @@ class _Slow(Dataset):
 
     def __init__(self, base: Dataset, delay: float) -> None:
         self.base, self.delay = base, delay
+        self.classes = list(range(10))  # the subset may miss a digit in its first batch: name all ten
 
     def __len__(self) -> int:
         return len(self.base)  # type: ignore[arg-type]
@@ -40,6 +41,7 @@ def main() -> None:
     parser.add_argument("--n-train", type=int, default=96)
     parser.add_argument("--n-test", type=int, default=45)
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--eval-attacks", default="pgd", help="comma-separated; empty for clean accuracy only")
     parser.add_argument("--run-dir", default=None)
     parser.add_argument("--resume", default=None)
     parser.add_argument("--out", default=None)
@@ -76,6 +78,7 @@ def main() -> None:
         finetune=rp.TrainConfig(epochs=args.finetune_epochs, attack=attack, lr=0.025),
         prune=rp.PruneConfig(sparsity=0.5),
         eval_steps=3,
+        eval_attacks=tuple(a for a in args.eval_attacks.split(",") if a),
     )
     torch.manual_seed(0)  # the same initial weights in every run and every process
     model = timm.create_model("test_resnet", num_classes=10)

@@ -173,6 +173,9 @@ def test_tiny_paper_run_then_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(rp, "robustify", lambda *a, **k: pytest.fail("a finished cell ran again"))
     again = paper.run_paper(budget, seeds=1, out_dir=tmp_path, resume=True, progress=False)
     assert all(r.get("resumed") for r in again)
+    (tmp_path / "paper.md").unlink()
+    paper.run_paper(budget, seeds=1, out_dir=tmp_path, report_only=True, progress=False)
+    assert "2 of 2 ok" in (tmp_path / "paper.md").read_text()
 
 
 @pytest.mark.slow

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+import robust_prune.training as training
 from robust_prune import AttackConfig, RobustifyConfig, TrainConfig
 from robust_prune.checkpoint import RunCheckpointer, RunDirectory, activate, active_run, config_fingerprint
 from robust_prune.errors import CheckpointError, RunDirectoryMismatchError, TrainingDivergedError
@@ -54,36 +56,28 @@ def test_layout_and_latest_checkpoint(tmp_path: Path) -> None:
     assert set(latest.train_state()) >= {"rng"}
 
 
-def test_resume_from_an_epoch_matches_an_uninterrupted_stage(tmp_path: Path) -> None:
+def test_resume_from_an_epoch_matches_an_uninterrupted_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     model, loader = _tiny()
     straight = _train_stage(None, model, loader, _config(epochs=3))
     expected = {k: v.clone() for k, v in model.state_dict().items()}
 
-    # a run that stopped after epoch 2: keep its epoch-2 checkpoint only
-    model, loader = _tiny()
-    config = RobustifyConfig(method="dense")
-    partial = RunDirectory(tmp_path / "run", config)
-    with activate(partial) as run:
-        def stop(epoch, *args):  # noqa: ANN001, ANN002 - mimic a kill right after the epoch-2 checkpoint
+    # a run that dies right after its epoch-2 checkpoint
+    original = training.train
+
+    def train_then_die(*args: Any, on_epoch_end: Any = None, **kwargs: Any) -> Any:
+        def hook(epoch: int, *rest: Any) -> None:
+            on_epoch_end(epoch, *rest)
             if epoch == 1:
                 raise KeyboardInterrupt
-        import robust_prune.training as training
 
-        original = training.train
+        return original(*args, on_epoch_end=hook, **kwargs)
 
-        def train_then_stop(*args, on_epoch_end=None, **kwargs):  # noqa: ANN001, ANN002, ANN003
-            def hook(epoch, *rest):  # noqa: ANN001, ANN002
-                on_epoch_end(epoch, *rest)
-                stop(epoch)
-
-            return original(*args, on_epoch_end=hook, **kwargs)
-
-        training.train = train_then_stop
-        try:
-            with pytest.raises(KeyboardInterrupt):
-                run.train(model, loader, stage="pretrain", config=_config(epochs=3), eps=0.0, seed=0, progress=False)
-        finally:
-            training.train = original
+    monkeypatch.setattr(training, "train", train_then_die)
+    model, loader = _tiny()
+    config = RobustifyConfig(method="dense")
+    with pytest.raises(KeyboardInterrupt):
+        _train_stage(RunDirectory(tmp_path / "run", config), model, loader, _config(epochs=3))
+    monkeypatch.setattr(training, "train", original)
 
     model, loader = _tiny()
     resumed_dir = RunDirectory(tmp_path / "run", config, resume=True)
@@ -109,7 +103,7 @@ def test_nan_loss_names_stage_epoch_batch_and_keeps_last_good_checkpoint(tmp_pat
     model, loader = _tiny()
     loader = DataLoader(loader.dataset, batch_size=24)  # one batch per epoch
     run_dir = RunDirectory(tmp_path / "run", RobustifyConfig(method="dense"))
-    with pytest.raises(TrainingDivergedError, match=r"pretrain.*epoch \d, batch 1.*learning rate.*eps") as info:
+    with pytest.raises(TrainingDivergedError, match=r"pretrain.*epoch \d.*batch 1.*learning rate.*eps") as info:
         _train_stage(run_dir, model, loader, _config(epochs=4, lr=1e30))
     failed_epoch = int(re.search(r"epoch (\d)", str(info.value)).group(1))
     assert failed_epoch > 1

@@ -24,12 +24,15 @@ def _loader(n: int) -> DataLoader:
     return DataLoader(TensorDataset(x, y), batch_size=n)
 
 
-def plain_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int) -> torch.Tensor:
-    """Madry PGD in plain torch: uniform start, signed-gradient ascent on cross-entropy, projection."""
+def plain_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int, seed: int) -> torch.Tensor:
+    """Madry PGD in plain torch: uniform start, signed-gradient ascent on cross-entropy, projection.
+
+    The random start is drawn from a local generator seeded like ``evaluate``'s attack, which removes the
+    random-start noise from the comparison; everything else is written here independently of torchattacks.
+    """
     alpha = 2.5 * eps / steps
-    generator = torch.Generator().manual_seed(1234)
-    delta = (torch.rand(x.shape, generator=generator) * 2 - 1) * eps
-    x_adv = (x + delta).clamp(0, 1)
+    generator = torch.Generator().manual_seed(seed)
+    x_adv = (x + torch.empty_like(x).uniform_(-eps, eps, generator=generator)).clamp(0, 1)
     for _ in range(steps):
         x_adv.requires_grad_(True)
         (grad,) = torch.autograd.grad(F.cross_entropy(model(x_adv), y), x_adv)
@@ -57,7 +60,11 @@ def test_evaluate_pgd_agrees_with_an_independent_pgd() -> None:
         model, _loader(n), attacks=("pgd",), eps=EPS, steps=10, latency=False, sanity=False, progress=False
     )
     with torch.no_grad():
-        ours = int((model(plain_pgd(model, x, y, EPS, 10)).argmax(1) == y).sum())
+        correct = model(x).argmax(1) == y
+    x, y = x[correct], y[correct]  # evaluate attacks the clean-correct points, in one batch here
+    x_adv = plain_pgd(model, x, y, EPS, 10, seed=0)
+    with torch.no_grad():
+        ours = int((model(x_adv).argmax(1) == y).sum())
     theirs = report.attacks["pgd"].correct
     assert 0 < theirs < n  # the model is robust on some points and not on others
     assert abs(ours - theirs) <= max(1, round(0.01 * n)), (ours, theirs)
@@ -67,7 +74,7 @@ def test_evaluate_pgd_agrees_with_an_independent_pgd() -> None:
 def test_autoattack_reference_budget_is_at_most_pgd_and_sanity_passes() -> None:
     model, _ = adversarially_trained()
     report = evaluate(
-        model, _loader(20), attacks=("pgd", "autoattack"), eps=EPS, steps=20, latency=False, progress=False, sanity_n=20
+        model, _loader(16), attacks=("pgd", "autoattack"), eps=EPS, steps=20, latency=False, progress=False, sanity_n=16
     )
     aa, pgd = report.attacks["autoattack"], report.attacks["pgd"]
     assert aa.correct <= pgd.correct
@@ -133,9 +140,10 @@ def test_evaluate_leaves_model_modes_as_found() -> None:
     model.train()
     model.model.bn1.eval()
     modes = [m.training for m in model.modules()]
+    loader = _loader(8)  # iterating the digits loader itself draws from the global RNG
     rng = torch.get_rng_state()
     try:
-        evaluate(model, _loader(8), attacks=("pgd",), eps=EPS, steps=2, latency=False, progress=False, sanity_n=4)
+        evaluate(model, loader, attacks=("pgd",), eps=EPS, steps=2, latency=False, progress=False, sanity_n=4)
         assert [m.training for m in model.modules()] == modes
         assert torch.equal(torch.get_rng_state(), rng)
     finally:

@@ -15,7 +15,20 @@ import torch
 from safetensors.torch import load_file
 
 CHILD = Path(__file__).with_name("_robustify_child.py")
-ARGS = ["--method", "prune", "--epochs", "3", "--finetune-epochs", "1", "--n-train", "48", "--n-test", "16"]
+ARGS = [
+    "--method",
+    "prune",
+    "--epochs",
+    "3",
+    "--finetune-epochs",
+    "1",
+    "--n-train",
+    "48",
+    "--n-test",
+    "16",
+    "--eval-attacks",
+    "",
+]
 
 
 def _env() -> dict[str, str]:

@@ -11,7 +11,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,7 +128,7 @@ def replay_history(model: nn.Module, record: PruningRecord) -> nn.Module:
     model.eval()
     # ignored parameters (e.g. a position embedding left alone) were skipped when pruning: skip them here too
     ignored_params = [p for p in adapter.ignored_layers(model) if isinstance(p, nn.Parameter)]
-    with adapter.graph_context(model), torch.enable_grad():
+    with adapter.graph_context(model), torch.enable_grad(), _quiet_unwrapped_parameters():
         graph = tp.DependencyGraph().build_dependency(
             model,
             example_inputs=example,
@@ -156,3 +159,12 @@ def rebuild_model(record: PruningRecord) -> nn.Module:
     if record.structure == "channel":
         replay_history(model, record)
     return model.eval()
+
+
+@contextlib.contextmanager
+def _quiet_unwrapped_parameters() -> Iterator[None]:
+    """torch-pruning warns about every parameter outside a layer it knows (layer scales, tokens); the
+    family's adapter decides how those are pruned, so the warning is only noise to a user."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
+        yield

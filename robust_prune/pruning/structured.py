@@ -7,7 +7,9 @@ pruned model can be rebuilt from a fresh timm model.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator
 
 import torch
 import torch_pruning as tp
@@ -114,7 +116,7 @@ def channel_prune(
             raise PruningError("Taylor importance needs loss_fn(model) -> loss to compute gradients.")
         model.zero_grad(set_to_none=True)
         loss_fn(model).backward()
-    with adapter.graph_context(inner), torch.enable_grad():
+    with adapter.graph_context(inner), torch.enable_grad(), _quiet_unwrapped_parameters():
         pruner = tp.pruner.BasePruner(
             inner,
             example,
@@ -154,3 +156,12 @@ def channel_prune(
             "params_ratio": params1 / max(params0, 1),
         },
     )
+
+
+@contextlib.contextmanager
+def _quiet_unwrapped_parameters() -> Iterator[None]:
+    """torch-pruning warns about every parameter outside a layer it knows (layer scales, tokens); the
+    family's adapter decides how those are pruned, so the warning is only noise to a user."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
+        yield
