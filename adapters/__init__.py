@@ -2,6 +2,9 @@
 
 One file per timm module (``resnet.py`` serves ``timm.models.resnet``). Each file registers its adapter
 with ``@register_adapter`` when imported; this package imports them all, as timm's ``models`` package does.
+Shared machinery lives in the private modules: ``_base`` (the Adapter class and registry), ``_common``
+(tracing helpers, attention fix-ups, pruners for timm's norm layers) and ``_layers`` (pruners for composite
+timm layers such as selective kernels and split attention).
 """
 
 from ._base import (

@@ -113,6 +113,15 @@ class Adapter:
     """What robust_prune needs to know about one timm family. Subclass and decorate with
     :func:`register_adapter`; override only what differs from the defaults.
 
+    Hooks, in the order pruning uses them: ``matches`` (timm module, blocks) and ``check_supported``
+    (raise before any weight is touched); ``fixed_input_size``/``model_args`` (how to trace and rebuild);
+    ``ignored_layers`` (outputs that stay: classifiers, token mixers, fixed-width attention) and
+    ``frozen_layers`` (inputs *and* outputs stay); ``num_heads`` and ``pruner_kwargs`` (head-dim vs head
+    pruning, ``customized_pruners`` for layers the graph cannot handle); ``unwrapped_parameters``;
+    ``graph_context`` (what torch-pruning sees while it traces: opaque layers, tracing forwards, class
+    swaps; entered again when a record is replayed); ``after_prune`` (attribute fix-ups, recorded);
+    ``inexact_growth_layers`` (what ``grow()`` cannot restore exactly).
+
     Class attributes:
         name: the family (and file) name, e.g. ``"resnet"``.
         timm_modules: the ``timm.models.<module>`` names this adapter serves.

@@ -208,6 +208,14 @@ def _check_images(loader: DataLoader, channels: int, what: str) -> tuple[int, in
     return int(x.shape[-1]), int(y.max()) + 1
 
 
+def _count_classes(loader: DataLoader) -> int:
+    """1 + the largest label of the whole training set (one pass; pass num_classes= to skip it)."""
+    largest = -1
+    for _, labels in loader:
+        largest = max(largest, int(torch.as_tensor(labels).max()))
+    return largest + 1
+
+
 def load_data(
     data: str | os.PathLike[str] | tuple[DataLoader, DataLoader] | DataBundle | None = None,
     *,
@@ -240,9 +248,9 @@ def load_data(
         if len(data) != 2 or not all(isinstance(d, DataLoader) for d in data):
             raise DatasetError("Pass data as a (train_loader, test_loader) pair of torch DataLoaders.")
         train_loader, test_loader = data
-        size, seen_classes = _check_images(train_loader, channels, "training")
+        size, _ = _check_images(train_loader, channels, "training")
         _check_images(test_loader, channels, "test")
-        classes = num_classes or len(getattr(train_loader.dataset, "classes", [])) or seen_classes
+        classes = num_classes or len(getattr(train_loader.dataset, "classes", [])) or _count_classes(train_loader)
         return DataBundle(train_loader, test_loader, classes, channels, size, "loaders", default_eps("loaders"))
     if image_size < 8:
         raise DatasetError(f"image_size must be at least 8 pixels, got {image_size}.")
