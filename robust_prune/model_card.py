@@ -75,7 +75,7 @@ def eval_results(report: RobustnessReport, dataset_id: str, dataset_name: str) -
             metric_config=CLEAN_METRIC,
         )
     ]
-    for name, res in report.attacks.items():
+    for name, res in _bounded(report):
         results.append(
             EvalResult(
                 **common,
@@ -92,8 +92,13 @@ def eval_results(report: RobustnessReport, dataset_id: str, dataset_name: str) -
 def report_metrics(report: RobustnessReport) -> dict[str, float]:
     """``{metric config: value}`` of a report, in the form :func:`card_metrics` returns."""
     metrics = {CLEAN_METRIC: float(report.clean_accuracy)}
-    metrics.update({_attack_config(res): float(res.accuracy) for res in report.attacks.values()})
+    metrics.update({_attack_config(res): float(res.accuracy) for _, res in _bounded(report)})
     return metrics
+
+
+def _bounded(report: RobustnessReport) -> list[tuple[str, Any]]:
+    """Attacks with an eps budget; CW (unbounded, a success rate) is not a robust accuracy."""
+    return [(name, res) for name, res in report.attacks.items() if not res.extra.get("unbounded")]
 
 
 def card_metrics(card: str | ModelCard) -> dict[str, float]:
