@@ -14,6 +14,7 @@ from .adapters import get_adapter, list_adapters
 from .api import RobustifyResult, robustify
 from .config import AttackConfig, PruneConfig, RobustifyConfig, TrainConfig
 from .evaluation import RobustnessReport, evaluate
+from .inheritance import GrowthInfo, grow
 from .hub import from_pretrained, push_folder, push_to_hub, save_pretrained
 from .pruning import PruneResult, PruningRecord, prune
 
@@ -27,9 +28,11 @@ __all__ = [
     "RobustifyResult",
     "RobustnessReport",
     "TrainConfig",
+    "GrowthInfo",
     "evaluate",
     "from_pretrained",
     "get_adapter",
+    "grow",
     "list_adapters",
     "prune",
     "push_folder",
