@@ -28,7 +28,9 @@ from ._common import (
     FROZEN,
     cut_gain,
     fix_group_counts,
+    fixed_output_attention_types,
     frozen_class,
+    frozen_timm_types,
     is_multiplier_conv,
     kept_output_channels,
     opaque_modules,
@@ -206,8 +208,20 @@ class Adapter:
         return 3
 
     def fixed_input_size(self, model: nn.Module) -> tuple[int, int] | None:
-        """The spatial size the model requires, or None when it accepts any reasonable size."""
-        return None
+        """The spatial size the model requires, or None when it accepts any reasonable size.
+
+        The default trusts ``pretrained_cfg['fixed_input_size']``: the size is the ``img_size`` the model was
+        created with (``robust_prune.models.create_model`` records it), else the config's ``input_size``.
+        """
+        cfg = self.pretrained_cfg(model)
+        if not cfg.get("fixed_input_size"):
+            return None
+        recorded = getattr(unwrap_model(model), "robust_prune_model_args", None) or {}
+        img = recorded.get("img_size")
+        if img is not None:
+            return (int(img), int(img)) if isinstance(img, int) else (int(img[0]), int(img[1]))
+        size = cfg.get("input_size")
+        return (int(size[-2]), int(size[-1])) if size else None
 
     def model_args(self, model: nn.Module) -> dict[str, Any]:
         """Arguments for ``timm.create_model(architecture, **args)`` that rebuild this model's (unpruned) shape."""
@@ -249,14 +263,18 @@ class Adapter:
     def frozen_layers(self, model: nn.Module) -> list[nn.Module]:
         """Layers whose input *and* output widths must stay (so the layers around them keep theirs too).
 
-        The default freezes depthwise convs with a channel multiplier, which torch-pruning cannot prune.
+        The default freezes depthwise convs with a channel multiplier, which torch-pruning cannot prune, and
+        timm's LambdaLayer, which reshapes its heads' output to its input width.
         """
-        return [m for m in unwrap_model(model).modules() if is_multiplier_conv(m)]
+        tied = frozen_timm_types()
+        return [m for m in unwrap_model(model).modules() if is_multiplier_conv(m) or (tied and isinstance(m, tied))]
 
     def ignored_layers(self, model: nn.Module) -> list[nn.Module]:
         """Layers whose output channels must stay (the classifier by default)."""
         head = self.classifier(model)
-        return ([head] if head is not None else []) + self.frozen_layers(model)
+        fixed = fixed_output_attention_types()  # timm attention layers whose output width is their heads
+        heads_out = [m for m in unwrap_model(model).modules() if fixed and isinstance(m, fixed)]
+        return ([head] if head is not None else []) + self.frozen_layers(model) + heads_out
 
     def num_heads(self, model: nn.Module) -> dict[nn.Module, int]:
         """``{qkv_linear: num_heads}`` for every attention block (empty for CNNs)."""

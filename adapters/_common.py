@@ -18,6 +18,8 @@ from torch import nn
 __all__ = [
     "ChannelParamPruner",
     "timm_layer_pruners",
+    "fixed_output_attention_types",
+    "frozen_timm_types",
     "fix_group_counts",
     "swapped_classes",
     "opaque_modules",
@@ -222,7 +224,12 @@ def timm_layer_pruners() -> dict[type, tp.pruner.BasePruningFunc]:
                 pruners[cls] = passthrough
     except ImportError:  # pragma: no cover - older timm
         pass
-    from ._layers import SelectiveKernelPruner, SplitAttnPruner
+    from ._layers import FixedOutputAttnPruner, GlobalContextPruner, SelectiveKernelPruner, SplitAttnPruner
+
+    for cls in _timm_classes(("global_context", "GlobalContext")):
+        pruners[cls] = GlobalContextPruner()
+    for cls in fixed_output_attention_types():
+        pruners[cls] = FixedOutputAttnPruner()
 
     try:
         from timm.layers import SelectiveKernel, SplitAttn
@@ -496,3 +503,29 @@ def scaled_std_convs(model: nn.Module) -> list[nn.Module]:
 
     types = tuple(getattr(std_conv, n) for n in ("ScaledStdConv2d", "ScaledStdConv2dSame") if hasattr(std_conv, n))
     return [m for m in model.modules() if isinstance(m, types)]
+
+
+def _timm_classes(*specs: tuple[str, str]) -> list[type]:
+    """Classes ``timm.layers.<module>.<name>`` that exist in the installed timm."""
+    import importlib
+
+    found = []
+    for module, name in specs:
+        try:
+            cls = getattr(importlib.import_module(f"timm.layers.{module}"), name, None)
+        except ImportError:  # pragma: no cover - older timm
+            cls = None
+        if isinstance(cls, type):
+            found.append(cls)
+    return found
+
+
+def fixed_output_attention_types() -> tuple[type, ...]:
+    """timm's self-attention layers whose output width is tied to their heads (no output projection)."""
+    return tuple(_timm_classes(("bottleneck_attn", "BottleneckAttn"), ("halo_attn", "HaloAttn")))
+
+
+def frozen_timm_types() -> tuple[type, ...]:
+    """timm layers whose input and output widths are tied together and to their heads (LambdaLayer reshapes
+    its output to the input width): frozen by default."""
+    return tuple(_timm_classes(("lambda_layer", "LambdaLayer")))

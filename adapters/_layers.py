@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch_pruning as tp
 from torch import nn
 
-__all__ = ["SelectiveKernelPruner", "SplitAttnPruner"]
+__all__ = ["FixedOutputAttnPruner", "GlobalContextPruner", "SelectiveKernelPruner", "SplitAttnPruner"]
 
 
 def _bn_out(layer: nn.Module, idxs: list[int]) -> None:
@@ -102,3 +102,52 @@ class SplitAttnPruner(tp.pruner.BasePruningFunc):
     def get_in_channel_groups(self, layer: nn.Module) -> int:
         return int(layer.conv.groups)
 
+
+
+class GlobalContextPruner(tp.pruner.BasePruningFunc):
+    """timm.layers.GlobalContext: output channel c = input channel c rescaled/shifted by a context computed
+    from the whole input (``conv_attn`` pools, ``mlp_scale``/``mlp_add`` map C -> rd -> C). In and out are
+    the same channels, so one function prunes both."""
+
+    def prune_out_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
+        idxs = sorted(int(i) for i in idxs)
+        if layer.conv_attn is not None:
+            tp.prune_conv_in_channels(layer.conv_attn, idxs)
+        for mlp in (layer.mlp_scale, layer.mlp_add):
+            if mlp is not None:
+                tp.prune_conv_in_channels(mlp.fc1, idxs)
+                tp.prune_conv_out_channels(mlp.fc2, idxs)
+        return layer
+
+    prune_in_channels = prune_out_channels
+
+    def get_out_channels(self, layer: nn.Module) -> int:
+        mlp = layer.mlp_scale if layer.mlp_scale is not None else layer.mlp_add
+        if mlp is not None:
+            return int(mlp.fc2.out_channels)
+        return int(layer.conv_attn.in_channels)
+
+    get_in_channels = get_out_channels
+
+
+class FixedOutputAttnPruner(tp.pruner.BasePruningFunc):
+    """Self-attention layers without an output projection (BottleneckAttn, HaloAttn, LambdaLayer): their output
+    is the heads' values laid side by side, so it keeps its width (the layer is in ``ignored_layers``); their
+    input is pruned in the q/k/v projections (``qkv``, or ``q`` and ``kv``)."""
+
+    def _projections(self, layer: nn.Module) -> list[nn.Conv2d]:
+        return [c for c in (getattr(layer, n, None) for n in ("qkv", "q", "kv")) if isinstance(c, nn.Conv2d)]
+
+    def prune_out_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
+        raise RuntimeError(f"robust_prune: the output width of {type(layer).__name__} cannot be pruned.")
+
+    def prune_in_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
+        for conv in self._projections(layer):
+            tp.prune_conv_in_channels(conv, sorted(int(i) for i in idxs))
+        return layer
+
+    def get_out_channels(self, layer: nn.Module) -> int:
+        return int(getattr(layer, "dim_out_v", 0) or getattr(layer, "dim_out", 0)) or None  # type: ignore[return-value]
+
+    def get_in_channels(self, layer: nn.Module) -> int:
+        return int(self._projections(layer)[0].in_channels)

@@ -1,6 +1,9 @@
 """timm.models.byobnet: "bring your own blocks" nets: RepVGG, GENet, ResNet-T/ResNeXt-TS, RegNetZ-B16, ...
 
-MobileViT models are ByobNets too; their transformer blocks are served by mobilevit.py.
+Their attention layers are shared timm layers with shared pruners (``_common``/``_layers``): GlobalContext
+is pruned channel by channel; BottleneckAttn and HaloAttn (no output projection) keep their output width
+and lose input channels; LambdaLayer (output reshaped to its input width) is frozen. MobileViT models are
+ByobNets too; their transformer blocks are served by mobilevit.py.
 """
 
 from ._base import Adapter, Example, register_adapter
@@ -18,4 +21,7 @@ class ByobNetAdapter(Adapter):
         Example("repvgg_b0", "byobnet", quick=False, variant="repvgg"),
         Example("eca_resnet33ts", "byobnet", quick=False, variant="resnet-ts"),
         Example("regnetz_b16", "byobnet", quick=False, variant="regnetz"),
+        Example("gcresnet33ts", "byobnet", quick=False, variant="global-context"),
+        Example("sebotnet33ts_256", "byobnet", {"img_size": 32}, quick=False, variant="botnet"),
+        Example("lambda_resnet26t", "byobnet", {"img_size": 32}, quick=False, variant="lambda"),
     )

@@ -21,5 +21,6 @@ class ConvNeXtAdapter(Adapter):
         Example("convnextv2_atto", "convnext", {"depths": [1, 1, 1, 1]}, variant="convnextv2"),
         Example("convnext_femto", "convnext", quick=False, variant="convnext"),
         Example("convnextv2_femto", "convnext", quick=False, variant="convnextv2"),
+        Example("convnextv2_nano", "convnext", {"depths": [1, 1, 1, 1]}, quick=False, variant="convnextv2"),
         Example("convnext_nano_ols", "convnext", quick=False, variant="convnext"),
     )

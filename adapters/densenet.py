@@ -14,5 +14,6 @@ class DenseNetAdapter(Adapter):
     examples = (
         Example("densenet121", "densenet", {"block_config": [2, 2, 2, 2]}),
         Example("densenetblur121d", "densenet", {"block_config": [2, 2, 2, 2]}, quick=False),
+        Example("densenet161", "densenet", {"block_config": [2, 2, 2, 2]}, quick=False),
         Example("densenet169", "densenet", {"block_config": [2, 2, 2, 2]}, quick=False),
     )

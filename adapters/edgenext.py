@@ -25,6 +25,7 @@ class EdgeNeXtAdapter(Adapter):
     examples = (
         Example("edgenext_xx_small", "edgenext"),
         Example("edgenext_x_small", "edgenext", quick=False),
+        Example("edgenext_small", "edgenext", quick=False),
         Example("edgenext_small_rw", "edgenext", quick=False),
     )
 

@@ -130,5 +130,6 @@ class EfficientNetAdapter(MixedConvMixin, Adapter):
         Example("mixnet_m", "efficientnet", quick=False, variant="mixnet"),
         Example("efficientnetv2_rw_t", "efficientnet", quick=False, variant="efficientnet"),
         Example("fbnetc_100", "efficientnet", quick=False, variant="fbnet"),
+        Example("efficientnet_lite0", "efficientnet", quick=False, variant="efficientnet"),
         Example("semnasnet_050", "efficientnet", quick=False, variant="mnasnet"),
     )

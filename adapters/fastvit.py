@@ -24,6 +24,7 @@ class FastVitAdapter(Adapter):
         Example("fastvit_t8", "fastvit", quick=False),
         Example("fastvit_sa12", "fastvit"),
         Example("fastvit_t12", "fastvit", quick=False),
+        Example("fastvit_s12", "fastvit", quick=False),
         Example("fastvit_mci0", "fastvit", quick=False),
     )
 

@@ -14,5 +14,6 @@ class GhostNetAdapter(Adapter):
     examples = (
         Example("ghostnet_050", "ghostnet", variant="ghostnet"),
         Example("ghostnetv2_100", "ghostnet", image_size=64, variant="ghostnetv2"),
+        Example("ghostnetv3_050", "ghostnet", image_size=64, quick=False, variant="ghostnetv3"),
         Example("ghostnet_100", "ghostnet", quick=False, variant="ghostnet"),
     )

@@ -28,6 +28,7 @@ class LevitAdapter(Adapter):
     examples = (
         Example("levit_128s", "levit", {"img_size": 32}),
         Example("levit_conv_128s", "levit", {"img_size": 32}, quick=False),
+        Example("levit_256", "levit", {"img_size": 32}, quick=False),
         Example("levit_192", "levit", {"img_size": 64}, image_size=64, quick=False),
     )
 

@@ -82,6 +82,8 @@ class MaxxVitAdapter(Adapter):
         Example("coatnet_nano_rw_224", "maxxvit", {"img_size": 32}, variant="coatnet"),
         Example("maxvit_nano_rw_256", "maxxvit", {"img_size": 32}, quick=False, variant="maxvit"),
         Example("coatnet_0_rw_224", "maxxvit", {"img_size": 32}, quick=False, variant="coatnet"),
+        Example("maxxvitv2_nano_rw_256", "maxxvit", {"img_size": 32}, quick=False, variant="maxvit"),
+        Example("coatnet_rmlp_nano_rw_224", "maxxvit", {"img_size": 32}, quick=False, variant="coatnet"),
         Example("coatnext_nano_rw_224", "maxxvit", {"img_size": 32}, quick=False, variant="coatnet"),
     )
 

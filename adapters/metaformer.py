@@ -47,6 +47,7 @@ class MetaFormerAdapter(Adapter):
     examples = (
         Example("poolformer_s12", "metaformer", quick=False, variant="poolformer"),
         Example("poolformerv2_s12", "metaformer", variant="poolformer"),
+        Example("poolformerv2_s24", "metaformer", quick=False, variant="poolformer"),
         Example("convformer_s18", "metaformer", quick=False, variant="convformer"),
         Example("caformer_s18", "metaformer", variant="caformer"),
     )

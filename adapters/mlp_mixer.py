@@ -48,6 +48,7 @@ class MlpMixerAdapter(Adapter):
         Example("resmlp_12_224", "mlp_mixer", {"img_size": 32}, variant="resmlp"),
         Example("gmlp_ti16_224", "mlp_mixer", {"img_size": 32}, quick=False, variant="gmlp"),
         Example("mixer_s16_224", "mlp_mixer", {"img_size": 32}, quick=False, variant="mixer"),
+        Example("mixer_b16_224", "mlp_mixer", {"img_size": 32}, quick=False, variant="mixer"),
         Example("resmlp_24_224", "mlp_mixer", {"img_size": 32}, quick=False, variant="resmlp"),
     )
 

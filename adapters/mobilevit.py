@@ -107,6 +107,7 @@ class MobileVitAdapter(Adapter):
         Example("mobilevit_xxs", "mobilevit", variant="mobilevit"),
         Example("mobilevitv2_050", "mobilevit", variant="mobilevitv2"),
         Example("mobilevit_xs", "mobilevit", quick=False, variant="mobilevit"),
+        Example("mobilevitv2_100", "mobilevit", quick=False, variant="mobilevitv2"),
         Example("mobilevitv2_075", "mobilevit", quick=False, variant="mobilevitv2"),
     )
 

@@ -13,5 +13,6 @@ class RegNetAdapter(Adapter):
     examples = (
         Example("regnetx_002", "regnet"),
         Example("regnety_002", "regnet", quick=False),
+        Example("regnety_004", "regnet", quick=False),
         Example("regnetz_005", "regnet", quick=False),
     )

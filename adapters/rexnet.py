@@ -23,6 +23,7 @@ class RexNetAdapter(Adapter):
     examples = (
         Example("rexnet_100", "rexnet"),
         Example("rexnetr_100", "rexnet", quick=False),
+        Example("rexnetr_130", "rexnet", quick=False),
         Example("rexnet_150", "rexnet", quick=False),
     )
 

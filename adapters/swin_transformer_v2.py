@@ -25,6 +25,8 @@ class SwinTransformerV2Adapter(SwinMixin, Adapter):
     examples = (
         Example("swinv2_tiny_window8_256", "swin", {"img_size": 32, "window_size": 4, "depths": [1, 1, 1, 1]},
                 variant="swinv2"),
+        Example("swinv2_base_window12_192", "swin", {"img_size": 32, "window_size": 4, "depths": [1, 1, 1, 1]},
+                quick=False, variant="swinv2"),
         Example("swinv2_tiny_window16_256", "swin", {"img_size": 64, "window_size": 4}, image_size=64, quick=False,
                 variant="swinv2"),
     )

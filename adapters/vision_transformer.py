@@ -134,5 +134,7 @@ class VisionTransformerAdapter(TokenTransformerAdapter):
         Example("deit3_small_patch16_224", "vision_transformer", {"img_size": 32, "depth": 2}, variant="deit3"),
         Example("vit_small_patch16_224", "vision_transformer", {"img_size": 32}, quick=False, variant="vit"),
         Example("deit_tiny_patch16_224", "vision_transformer", {"img_size": 32}, quick=False, variant="deit"),
+        Example("deit_small_distilled_patch16_224", "vision_transformer", {"img_size": 32, "depth": 2}, quick=False,
+                variant="deit"),
         Example("vit_medium_patch16_reg4_gap_256", "vision_transformer", {"img_size": 32}, quick=False, variant="vit"),
     )

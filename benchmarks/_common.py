@@ -152,4 +152,6 @@ def write_results(
     md += ["## Environment", ""] + [f"- {k}: {_fmt(v)}" for k, v in env.items()] + [""]
     md += [f"Raw data: [{json_path.name}]({json_path.name})", ""]
     md_path = write_text(out / f"{name}.md", "\n".join(md))
+    for path in (json_path, md_path):  # the atomic writer's temp files are private; results are for everyone
+        os.chmod(path, 0o644)
     return json_path, md_path

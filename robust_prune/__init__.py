@@ -14,8 +14,8 @@ from .adapters import get_adapter, list_adapters
 from .api import RobustifyResult, robustify
 from .config import AttackConfig, PruneConfig, RobustifyConfig, TrainConfig
 from .evaluation import RobustnessReport, evaluate
-from .inheritance import GrowthInfo, grow
 from .hub import from_pretrained, push_folder, push_to_hub, save_pretrained
+from .inheritance import GrowthInfo, grow
 from .pruning import PruneResult, PruningRecord, prune
 
 __all__ = [

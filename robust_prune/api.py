@@ -23,7 +23,7 @@ from .errors import ModelAdaptationError
 from .evaluation import RobustnessReport, evaluate
 from .models import NormalizedModel, adapt_model, create_model
 from .pruning import PruningRecord
-from .training import EpochStats, train
+from .training import EpochStats
 
 __all__ = ["RobustifyResult", "robustify", "prepare"]
 
@@ -210,7 +210,9 @@ def robustify(
             method=method,
             data="digits" if data is None else str(data) if isinstance(data, (str, os.PathLike)) else "loaders",
             seed=seed,
-            pretrain=TrainConfig(epochs=6 if epochs is None else epochs, objective=objective, attack=train_attack, lr=lr),
+            pretrain=TrainConfig(
+                epochs=6 if epochs is None else epochs, objective=objective, attack=train_attack, lr=lr
+            ),
             finetune=TrainConfig(
                 epochs=3 if finetune_epochs is None else finetune_epochs,
                 objective=objective,

@@ -55,7 +55,8 @@ def run_method(model: NormalizedModel, bundle: DataBundle, config: RobustifyConf
     try:
         fn = _METHODS[config.method]
     except KeyError:
-        raise ConfigError(f"Method {config.method!r} is not available; choose one of {', '.join(sorted(_METHODS))}.") from None
+        known = ", ".join(sorted(_METHODS))
+        raise ConfigError(f"Method {config.method!r} is not available; choose one of {known}.") from None
     return fn(model, bundle, config, progress)
 
 

@@ -30,7 +30,9 @@ def test_robustify_config_round_trips_through_json():
         (lambda: TrainConfig(objective="mart"), "Unknown training objective"),
         (lambda: RobustifyConfig(method="magic"), "Unknown method"),
     ],
-    ids=["negative-eps", "zero-steps", "unknown-attack", "sparsity-1", "sparsity-nan", "structure", "objective", "method"],
+    ids=[
+        "negative-eps", "zero-steps", "unknown-attack", "sparsity-1", "sparsity-nan", "structure", "objective", "method"
+    ],
 )
 def test_bad_values_raise_config_error_naming_the_problem(make, fragment):
     with pytest.raises(ConfigError) as info:

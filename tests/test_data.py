@@ -48,7 +48,8 @@ def test_image_folder_is_loaded_and_split(tmp_path):
     for label in ("cat", "dog"):
         (tmp_path / label).mkdir()
         for i in range(5):
-            Image.new("RGB", (12, 12), color=(40 * i, 100, 200 if label == "cat" else 0)).save(tmp_path / label / f"{i}.png")
+            colour = (40 * i, 100, 200 if label == "cat" else 0)
+            Image.new("RGB", (12, 12), color=colour).save(tmp_path / label / f"{i}.png")
     bundle = load_data(str(tmp_path), image_size=16, channels=3, batch_size=4)
     assert bundle.num_classes == 2 and bundle.name == "imagefolder"
     x, _ = next(iter(bundle.train))
