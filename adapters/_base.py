@@ -28,9 +28,11 @@ from ._common import (
     FROZEN,
     cut_gain,
     fix_group_counts,
+    fix_qkv_attention,
     fixed_output_attention_types,
     frozen_class,
     frozen_timm_types,
+    heads_by_qkv,
     is_multiplier_conv,
     kept_output_channels,
     opaque_modules,
@@ -45,6 +47,7 @@ __all__ = [
     "Adapter",
     "Example",
     "GenericAdapter",
+    "HeadDimAttentionAdapter",
     "register_adapter",
     "get_adapter",
     "list_adapters",
@@ -374,6 +377,25 @@ def _pooled_norm_width(m: nn.Module | None) -> int | None:
         weight = getattr(m, "weight", None)
         return int(weight.shape[0]) if weight is not None else None
     return None
+
+
+class HeadDimAttentionAdapter(Adapter):
+    """Families whose fused-``qkv`` attention is pruned per head dimension: the head count is kept and every
+    head loses the same dimensions; ``num_heads``/``head_dim``/``scale`` are fixed up and recorded afterwards
+    (see ``_common.fix_qkv_attention``)."""
+
+    unfuse_attention = True
+
+    def num_heads(self, model: nn.Module) -> dict[nn.Module, int]:
+        return heads_by_qkv(unwrap_model(model))
+
+    def pruner_kwargs(self, model: nn.Module) -> dict[str, Any]:
+        return {**super().pruner_kwargs(model), "prune_head_dims": True, "prune_num_heads": False}
+
+    def after_prune(self, model: nn.Module, num_heads: dict[nn.Module, int]) -> dict[str, dict[str, Any]]:
+        attrs = super().after_prune(model, num_heads)
+        attrs.update(fix_qkv_attention(unwrap_model(model), num_heads, unfuse=self.unfuse_attention))
+        return attrs
 
 
 class GenericAdapter(Adapter):

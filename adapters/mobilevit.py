@@ -27,8 +27,8 @@ import torch_pruning as tp
 from timm.models.mobilevit import LinearSelfAttention, MobileVitBlock, MobileVitV2Block
 from torch import nn
 
-from ._base import Adapter, Example, register_adapter, unwrap_model
-from ._common import fix_qkv_attention, heads_by_qkv, link, patched_forwards, uses_blocks_from
+from ._base import Example, HeadDimAttentionAdapter, register_adapter, unwrap_model
+from ._common import link, patched_forwards, uses_blocks_from
 
 
 def _pad_to_patches(block: nn.Module, x: torch.Tensor, align_corners: bool) -> torch.Tensor:
@@ -98,7 +98,7 @@ class LinearSelfAttentionPruner(tp.pruner.BasePruningFunc):
 
 
 @register_adapter
-class MobileVitAdapter(Adapter):
+class MobileVitAdapter(HeadDimAttentionAdapter):
     name = "mobilevit"
     timm_modules = ("byobnet",)
     priority = 10
@@ -119,16 +119,6 @@ class MobileVitAdapter(Adapter):
         pruners[LinearSelfAttention] = LinearSelfAttentionPruner()
         return pruners
 
-    def num_heads(self, model: nn.Module) -> dict[nn.Module, int]:
-        return heads_by_qkv(unwrap_model(model))
-
-    def pruner_kwargs(self, model: nn.Module) -> dict[str, Any]:
-        return {**super().pruner_kwargs(model), "prune_head_dims": True, "prune_num_heads": False}
-
-    def after_prune(self, model: nn.Module, num_heads: dict[nn.Module, int]) -> dict[str, dict[str, Any]]:
-        attrs = super().after_prune(model, num_heads)
-        attrs.update(fix_qkv_attention(unwrap_model(model), num_heads))
-        return attrs
 
     @contextlib.contextmanager
     def graph_context(self, model: nn.Module) -> Iterator[None]:

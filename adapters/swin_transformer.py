@@ -21,8 +21,8 @@ import torch_pruning as tp
 from timm.models.swin_transformer import PatchMerging
 from torch import nn
 
-from ._base import Adapter, Example, register_adapter, unwrap_model
-from ._common import fix_qkv_attention, fixed_img_size, frozen_params, heads_by_qkv
+from ._base import Example, HeadDimAttentionAdapter, register_adapter, unwrap_model
+from ._common import fixed_img_size, frozen_params
 
 
 class PatchMergingPruner(tp.pruner.BasePruningFunc):
@@ -92,7 +92,7 @@ class SwinMixin:
 
 
 @register_adapter
-class SwinTransformerAdapter(SwinMixin, Adapter):
+class SwinTransformerAdapter(SwinMixin, HeadDimAttentionAdapter):
     name = "swin_transformer"
     timm_modules = ("swin_transformer",)
     patch_merging = PatchMerging
@@ -104,13 +104,3 @@ class SwinTransformerAdapter(SwinMixin, Adapter):
                 quick=False, variant="swin"),
     )
 
-    def num_heads(self, model: nn.Module) -> dict[nn.Module, int]:
-        return heads_by_qkv(unwrap_model(model))
-
-    def pruner_kwargs(self, model: nn.Module) -> dict[str, Any]:
-        return {**super().pruner_kwargs(model), "prune_head_dims": True, "prune_num_heads": False}
-
-    def after_prune(self, model: nn.Module, num_heads: dict[nn.Module, int]) -> dict[str, dict[str, Any]]:
-        attrs = super().after_prune(model, num_heads)
-        attrs.update(fix_qkv_attention(unwrap_model(model), num_heads))
-        return attrs

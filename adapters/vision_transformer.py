@@ -19,18 +19,17 @@ from typing import Any
 from timm.layers import AttentionPoolLatent
 from torch import nn
 
-from ._base import Adapter, Example, register_adapter, unwrap_model
-from ._common import fix_qkv_attention, fixed_img_size, frozen_params, heads_by_qkv, modules_of_type
+from ._base import Adapter, Example, HeadDimAttentionAdapter, register_adapter, unwrap_model
+from ._common import fixed_img_size, frozen_params, modules_of_type
 
 _TOKENS = ("cls_token", "reg_token", "dist_token", "pos_embed")
 
 
-class TokenTransformerAdapter(Adapter):
+class TokenTransformerAdapter(HeadDimAttentionAdapter):
     """Shared logic for ViT-style models: qkv attention, token parameters, fixed image size."""
 
     grow_exact = False
     extra_heads: tuple[str, ...] = ("head_dist",)
-    unfuse_attention = True
 
     def ignored_layers(self, model: nn.Module) -> list[nn.Module]:
         inner = unwrap_model(model)
@@ -49,12 +48,6 @@ class TokenTransformerAdapter(Adapter):
                 layers += [m for m in (getattr(pool, "q", None), pool.kv) if isinstance(m, nn.Linear)]
         return layers
 
-    def num_heads(self, model: nn.Module) -> dict[nn.Module, int]:
-        return heads_by_qkv(unwrap_model(model))
-
-    def pruner_kwargs(self, model: nn.Module) -> dict[str, Any]:
-        return {**super().pruner_kwargs(model), "prune_head_dims": True, "prune_num_heads": False}
-
     def unwrapped_parameters(self, model: nn.Module) -> list[tuple[nn.Parameter, int]]:
         inner = unwrap_model(model)
         params = []
@@ -63,11 +56,6 @@ class TokenTransformerAdapter(Adapter):
             if isinstance(p, nn.Parameter):
                 params.append((p, p.dim() - 1))
         return params
-
-    def after_prune(self, model: nn.Module, num_heads: dict[nn.Module, int]) -> dict[str, dict[str, Any]]:
-        attrs = super().after_prune(model, num_heads)
-        attrs.update(fix_qkv_attention(unwrap_model(model), num_heads, unfuse=self.unfuse_attention))
-        return attrs
 
     def fixed_input_size(self, model: nn.Module) -> tuple[int, int] | None:
         return fixed_img_size(unwrap_model(model))
