@@ -42,7 +42,8 @@ def _robustify_args(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ticket-method", default="prune", help="iwi: where the ticket comes from, prune or lottery")
     p.add_argument("--grow-init", default="zero-out", help="iwi: new weights, zero-out (exact), zero or random")
     p.add_argument("--objective", default="pgd-at", help="pgd-at, trades, fgsm-rs or clean (default: pgd-at)")
-    p.add_argument("--eps", type=float, default=None, help="L-inf budget in pixel units (default: the dataset's)")
+    p.add_argument("--eps", type=float, default=None,
+                   help="L-inf budget in pixel units, for training and evaluation (default: the dataset's)")
     p.add_argument("--train-steps", type=int, default=5, help="PGD steps during training (default: 5)")
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--attacks", default="pgd", help="comma-separated evaluation attacks (default: pgd)")
@@ -112,8 +113,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_robustify(args: argparse.Namespace) -> int:
-    import torch
-
     from .api import robustify
     from .config import AttackConfig
 
@@ -147,7 +146,6 @@ def _cmd_robustify(args: argparse.Namespace) -> int:
         run_dir=args.run_dir,
         resume=args.resume,
     )
-    del torch
     from .distributed import is_main_process
 
     if not is_main_process():  # under torchrun / accelerate launch the main process writes and prints
@@ -165,9 +163,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     model = from_pretrained(args.path, revision=args.revision)
     data = args.dataset or model.robust_prune_config.get("data", {}).get("name") or "digits"
+    data = data if data != "loaders" else "digits"  # a model trained on user loaders: the embedded digits
     report = evaluate(
         model,
-        data if data != "loaders" else "digits",
+        data,
         attacks=tuple(a for a in args.attacks.split(",") if a),
         eps=args.eps,
         norm=args.norm,
@@ -183,7 +182,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.diagnostics:
         from .diagnostics import diagnose
 
-        data = data if data != "loaders" else "digits"
         print()
         print(diagnose(model, data, eps=args.eps, norm=args.norm, n=min(args.n or 256, 256), seed=args.seed))
     return 0

@@ -43,6 +43,19 @@ def test_dense_method_keeps_the_architecture(loaders):
     assert result.config.total_epochs() == 1
 
 
+def test_the_report_uses_the_training_eps_unless_told_otherwise(loaders):
+    def robustify(**kw):
+        return rp.robustify("test_resnet", loaders, method="dense", epochs=0, progress=False, **kw)
+
+    trained = robustify(attack=rp.AttackConfig(eps=0.05, steps=1))
+    assert trained.config.eval_eps == 0.05 and trained.report.meta["eps"] == 0.05
+    told = robustify(attack=rp.AttackConfig(eps=0.05, steps=1), eval_eps=0.2)
+    assert told.config.eval_eps == 0.2 and told.report.meta["eps"] == 0.2
+    default = robustify()
+    assert default.config.eval_eps is None
+    assert default.report.meta["eps"] == pytest.approx(8 / 255)  # the default budget of user-given loaders
+
+
 def test_robustify_rejects_bad_input_before_training(loaders):
     with pytest.raises(rp.errors.ConfigError, match="sparsity"):
         rp.robustify("test_resnet", loaders, sparsity=1.0)
