@@ -69,7 +69,8 @@ def _evaluate_args(sub: argparse._SubParsersAction) -> None:
         help="comma-separated: fgsm, pgd, apgd-ce, apgd-dlr, cw, square, autoattack (reference budget), "
         "autoattack-fast (default: pgd)",
     )
-    p.add_argument("--eps", type=float, default=None, help="budget in pixel units (default: the dataset's)")
+    p.add_argument("--eps", type=float, default=None,
+                   help="budget in pixel units (default: the one the model was reported at, else the dataset's)")
     p.add_argument("--norm", default="Linf", help="Linf or L2 (default: Linf)")
     p.add_argument("--steps", type=int, default=20, help="PGD/APGD steps (default: 20)")
     p.add_argument("--restarts", type=int, default=1, help="PGD/APGD restarts (default: 1)")
@@ -164,11 +165,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     model = from_pretrained(args.path, revision=args.revision)
     data = args.dataset or model.robust_prune_config.get("data", {}).get("name") or "digits"
     data = data if data != "loaders" else "digits"  # a model trained on user loaders: the embedded digits
+    eps = args.eps if args.eps is not None else model.robust_prune_config.get("config", {}).get("eval_eps")
     report = evaluate(
         model,
         data,
         attacks=tuple(a for a in args.attacks.split(",") if a),
-        eps=args.eps,
+        eps=eps,
         norm=args.norm,
         steps=args.steps,
         restarts=args.restarts,
@@ -183,7 +185,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         from .diagnostics import diagnose
 
         print()
-        print(diagnose(model, data, eps=args.eps, norm=args.norm, n=min(args.n or 256, 256), seed=args.seed))
+        print(diagnose(model, data, eps=eps, norm=args.norm, n=min(args.n or 256, 256), seed=args.seed))
     return 0
 
 

@@ -82,3 +82,14 @@ def test_cli_reports_bad_input_and_writes_nothing(tmp_path, capsys):
     assert main(["robustify", "--model", "test_resnet", "--sparsity", "1.0", "--out", str(out)]) == 2
     assert "sparsity must be in [0, 1)" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_cli_evaluate_reports_at_the_budget_the_model_was_trained_for(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["robustify", "--model", "test_resnet", "--epochs", "0", "--finetune-epochs", "0", "--eps", "0.05",
+                 "--n", "16", "--out", str(out), "--no-progress"]) == 0
+    assert "Linf eps=0.05," in capsys.readouterr().out
+    assert main(["evaluate", str(out), "--n", "16", "--no-progress", "--no-sanity"]) == 0
+    assert "Linf eps=0.05," in capsys.readouterr().out
+    assert main(["evaluate", str(out), "--n", "16", "--eps", "0.3", "--no-progress", "--no-sanity"]) == 0
+    assert "Linf eps=0.3," in capsys.readouterr().out
