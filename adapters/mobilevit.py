@@ -119,7 +119,6 @@ class MobileVitAdapter(HeadDimAttentionAdapter):
         pruners[LinearSelfAttention] = LinearSelfAttentionPruner()
         return pruners
 
-
     @contextlib.contextmanager
     def graph_context(self, model: nn.Module) -> Iterator[None]:
         forwards: dict[nn.Module, Any] = {}

@@ -103,4 +103,3 @@ class SwinTransformerAdapter(SwinMixin, HeadDimAttentionAdapter):
         Example("swin_tiny_patch4_window7_224", "swin", {"img_size": 64, "window_size": 4}, image_size=64,
                 quick=False, variant="swin"),
     )
-

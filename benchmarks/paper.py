@@ -73,7 +73,7 @@ QUICK = Budget(
     aa_n=8,
     aa_keys=("f3/",),  # AutoAttack on the dense baseline alone took 4 of the 10 minutes allowed
 )
-# AutoAttack at the reference budget dominates the cost (about 260 s per 32 points of a robust resnet10t on
+# AutoAttack at the reference budget dominates the cost (about 200 s per 32 points of a robust resnet10t on
 # 2 cores), so the full run attacks the dense baseline of finding 1 and both arms of finding 3 with it; the
 # rest is measured with PGD-20 on every test point.
 FULL = Budget(aa_n=32, aa_keys=("f1/dense/", "f3/"))
