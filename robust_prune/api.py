@@ -194,8 +194,8 @@ def robustify(
             the epoch whose weights the ticket rewinds to (0 = the initialisation), re-initialise the final
             ticket instead (the control), and adversarial (True) or clean (False) training while pruning.
         eval_attacks, eval_n: the evaluation attacks and number of test points (all when None).
-        eval_eps: the evaluation budget; by default the training attack's eps when ``attack`` sets one (a model
-            is reported at the threat model it was trained for), else the dataset's default.
+        eval_eps: the evaluation (L-inf) budget; by default the training attack's eps when ``attack`` sets an
+            L-inf one (a model is reported at the threat model it was trained for), else the dataset's default.
         seed: makes the whole run deterministic on one machine.
         config: a full :class:`RobustifyConfig`; overrides the keyword options above when given.
         run_dir: checkpoint every stage into this folder (see :mod:`robust_prune.checkpoint`).
@@ -238,7 +238,8 @@ def robustify(
             grow_init=grow_init,
             eval_attacks=tuple(eval_attacks),
             eval_n=eval_n,
-            eval_eps=eval_eps if eval_eps is not None else train_attack.eps,
+            # the report's PGD is L-inf: it inherits an L-inf training budget, never an L2 one
+            eval_eps=eval_eps if eval_eps is not None or train_attack.norm != "Linf" else train_attack.eps,
         )
     torch.manual_seed(config.seed)
     if data is None and config.data != "digits":

@@ -51,6 +51,8 @@ def test_the_report_uses_the_training_eps_unless_told_otherwise(loaders):
     assert trained.config.eval_eps == 0.05 and trained.report.meta["eps"] == 0.05
     told = robustify(attack=rp.AttackConfig(eps=0.05, steps=1), eval_eps=0.2)
     assert told.config.eval_eps == 0.2 and told.report.meta["eps"] == 0.2
+    l2 = robustify(attack=rp.AttackConfig(norm="L2", eps=0.5, steps=1))
+    assert l2.config.eval_eps is None  # an L2 budget is not an L-inf one
     default = robustify()
     assert default.config.eval_eps is None
     assert default.report.meta["eps"] == pytest.approx(8 / 255)  # the default budget of user-given loaders
