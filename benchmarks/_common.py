@@ -23,7 +23,7 @@ from typing import Any
 
 from robust_prune._io import write_json, write_text
 
-__all__ = ["RESULTS_DIR", "environment", "markdown_table", "write_results"]
+__all__ = ["RESULTS_DIR", "add_threads_argument", "environment", "markdown_table", "set_threads", "write_results"]
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -36,6 +36,27 @@ def _git(*args: str) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
+
+
+def add_threads_argument(parser: Any) -> None:
+    """The ``--threads`` option the training suites share."""
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for torch (default: $OMP_NUM_THREADS, else 1; the stamp records it)",
+    )
+
+
+def set_threads(threads: int | None) -> int:
+    """Set torch's thread count: ``threads``, else ``$OMP_NUM_THREADS``, else 1 (one thread reproduces on any CPU)."""
+    import torch
+
+    count = threads if threads is not None else int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
+    if count < 1:
+        raise ValueError(f"threads must be at least 1, got {count}")
+    torch.set_num_threads(count)
+    return count
 
 
 def _cpu_name() -> str:

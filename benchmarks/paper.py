@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._cells import Cell, CellUnavailable, aggregate, cell_key, previous_cells, run_cells
+from benchmarks._common import RESULTS_DIR, add_threads_argument, set_threads
 
 __all__ = ["Budget", "QUICK", "FULL", "build_cells", "add_arguments", "main", "run_paper"]
 
@@ -277,6 +278,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
     parser.add_argument("--name", default="paper", help="results file stem (default paper)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_threads_argument(parser)
     parser.add_argument(
         "--report-only", action="store_true", help="re-render tables and plots from the finished cells; run nothing"
     )
@@ -303,6 +305,7 @@ def main(args: argparse.Namespace) -> int:
         quick=args.quick,
         progress=not args.no_progress,
         report_only=args.report_only,
+        threads=args.threads,
     )
     bad = [r for r in records if r["status"] == "error"]
     for r in bad:
@@ -321,17 +324,15 @@ def run_paper(
     quick: bool = False,
     progress: bool = True,
     report_only: bool = False,
+    threads: int | None = None,
 ) -> list[dict[str, Any]]:
     """Run (or resume) the grid and write the results after every cell; return the cell records.
 
     With ``report_only``, nothing runs: the finished cells of the same budget are re-rendered.
     """
-    import torch
-
-    from benchmarks._common import RESULTS_DIR
     from benchmarks._paper_report import write_report
 
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
+    set_threads(threads)
     out = Path(out_dir) if out_dir is not None else RESULTS_DIR
     settings = {
         "fingerprint": budget.fingerprint(),

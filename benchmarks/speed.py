@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from benchmarks._common import add_threads_argument, set_threads
+
 __all__ = ["SpeedBudget", "QUICK", "FULL", "add_arguments", "main", "run_speed"]
 
 COLUMNS = ["measure", "model", "variant", "value", "unit", "ratio", "macs_ratio", "n", "seconds", "note"]
@@ -227,6 +229,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="the small budget (a few minutes on 2 CPU cores)")
     parser.add_argument("--only", default=None, help="comma-separated subset of train,latency,eval,overhead")
     parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
+    add_threads_argument(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -235,6 +238,7 @@ def main(args: argparse.Namespace) -> int:
         only=args.only.split(",") if args.only else None,
         out_dir=args.out_dir,
         quick=args.quick,
+        threads=args.threads,
     )
     return 0
 
@@ -245,6 +249,7 @@ def run_speed(
     only: list[str] | None = None,
     out_dir: str | os.PathLike[str] | None = None,
     quick: bool = False,
+    threads: int | None = None,
 ) -> list[dict[str, Any]]:
     """Run the measurements (all, or ``only`` those named) and write ``speed.json`` / ``speed.md``."""
     import dataclasses
@@ -253,7 +258,7 @@ def run_speed(
 
     from benchmarks._common import write_results
 
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
+    set_threads(threads)
     parts = {"train": _train_rows, "latency": _latency_rows, "eval": _eval_rows, "overhead": _overhead_rows}
     rows: list[dict[str, Any]] = []
     settings = {"quick": quick, **dataclasses.asdict(budget)}

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from benchmarks import paper, speed
+from benchmarks.__main__ import build_parser
 from benchmarks._cells import Cell, CellUnavailable, aggregate, previous_cells, run_cells
+from benchmarks._common import set_threads
 from benchmarks._paper_report import compare, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -139,8 +141,6 @@ def test_full_grid_has_every_cell_of_the_three_findings() -> None:
 
 
 def test_cli_dispatches_the_suites() -> None:
-    from benchmarks.__main__ import build_parser
-
     parser, modules = build_parser()
     assert {"paper", "speed"} <= set(modules)
     args = parser.parse_args(["paper", "--quick", "--resume", "--findings", "f1"])
@@ -148,6 +148,24 @@ def test_cli_dispatches_the_suites() -> None:
 
 
 @pytest.mark.slow
+def test_threads_come_from_the_option_then_the_environment_then_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        assert set_threads(None) == 2 and torch.get_num_threads() == 2
+        assert set_threads(1) == 1 and torch.get_num_threads() == 1
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        assert set_threads(None) == 1
+        with pytest.raises(ValueError, match="at least 1"):
+            set_threads(0)
+        args = build_parser()[0].parse_args(["paper", "--quick", "--threads", "2"])
+        assert args.threads == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_tiny_paper_run_then_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     budget = dataclasses.replace(
         paper.QUICK,
