@@ -1,4 +1,4 @@
-"""``python -m benchmarks {zoo,paper,speed} [options]``: run one benchmark suite.
+"""``python -m benchmarks {zoo,paper,speed,check} [options]``: run one benchmark suite, or check a rerun.
 
 Each suite is a module in this package exposing ``add_arguments(parser)`` and ``main(args) -> int``;
 results go to ``benchmarks/results/<suite>.json`` and ``.md`` (see ``benchmarks/_common.py``).
@@ -15,6 +15,7 @@ SUITES: dict[str, tuple[str, str]] = {
     "zoo": ("benchmarks.zoo", "prune one small model per timm family and check every step (coverage table)"),
     "paper": ("benchmarks.paper", "reproduce the paper's three findings at small scale"),
     "speed": ("benchmarks.speed", "training, inference and evaluation throughput; robustify() overhead"),
+    "check": ("benchmarks.check", "does a fresh paper run reproduce a committed table within its stated spread?"),
 }
 
 

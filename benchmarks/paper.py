@@ -278,6 +278,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
     parser.add_argument("--name", default="paper", help="results file stem (default paper)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--autoattack-cells",
+        default=None,
+        help="cells AutoAttack runs on: 'all', or comma-separated key prefixes such as f1/,f3/ (default: the budget's)",
+    )
+    parser.add_argument("--autoattack-n", type=int, default=None, help="AutoAttack points per cell (0 = none)")
     add_threads_argument(parser)
     parser.add_argument(
         "--report-only", action="store_true", help="re-render tables and plots from the finished cells; run nothing"
@@ -293,6 +299,11 @@ def main(args: argparse.Namespace) -> int:
         changes["dataset"] = args.dataset
     if args.findings:
         changes["findings"] = tuple(f.strip() for f in args.findings.split(",") if f.strip())
+    if args.autoattack_cells:
+        cells = args.autoattack_cells.strip()
+        changes["aa_keys"] = () if cells == "all" else tuple(c.strip() for c in cells.split(",") if c.strip())
+    if args.autoattack_n is not None:
+        changes["aa_n"] = args.autoattack_n
     budget = dataclasses.replace(budget, **changes)
     seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
     records = run_paper(

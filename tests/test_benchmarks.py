@@ -207,3 +207,38 @@ def test_speed_latency_and_training_rows(tmp_path: Path) -> None:
     assert 0 < lat["macs_ratio"] < 1 and lat["ratio"] > 0
     assert json.loads((tmp_path / "speed.json").read_text())["rows"]
     assert "| measure |" in (tmp_path / "speed.md").read_text()
+
+
+def test_check_says_which_cells_a_rerun_reproduced(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def table(pgd_weight: float) -> dict:
+        def row(method: str, sparsity: float, pgd: float) -> dict:
+            return {"finding": "f1", "method": method, "structure": "weight", "sparsity": sparsity, "status": "ok",
+                    "clean": 0.9, "clean_spread": 0.02, "pgd": pgd, "pgd_spread": 0.05}  # fmt: skip
+
+        return {"rows": [row("dense", 0.0, 0.50), row("prune", 0.5, pgd_weight)], "environment": {"torch": "x"}}
+
+    committed, close, far = tmp_path / "committed.json", tmp_path / "close.json", tmp_path / "far.json"
+    for path, pgd in ((committed, 0.40), (close, 0.44), (far, 0.30)):
+        path.write_text(json.dumps(table(pgd)))
+    parser, modules = build_parser()
+    assert modules["check"].main(parser.parse_args(["check", str(close), str(committed)])) == 0
+    assert "4 of 4 (cell, metric) pairs within" in capsys.readouterr().out
+    assert modules["check"].main(parser.parse_args(["check", str(far), str(committed)])) == 1
+    out = capsys.readouterr().out
+    assert "3 of 4 (cell, metric) pairs within" in out
+    assert "| f1/prune/weight/0.5 | pgd | 0.400 | 0.050 | 0.300 |" in out
+    with pytest.raises(SystemExit, match="does not exist"):
+        modules["check"].main(parser.parse_args(["check", str(tmp_path / "missing.json"), str(committed)]))
+
+
+def test_autoattack_cells_and_points_are_chosen_on_the_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list = []
+    monkeypatch.setattr(paper, "run_paper", lambda budget, **kw: seen.append(budget) or [])
+    parser = build_parser()[0]
+    assert paper.main(parser.parse_args(["paper", "--quick", "--autoattack-cells", "all", "--autoattack-n", "4"])) == 0
+    assert paper.main(parser.parse_args(["paper", "--autoattack-cells", "f1/, f2/lottery"])) == 0
+    assert paper.main(parser.parse_args(["paper"])) == 0
+    everywhere, some, default = seen
+    assert everywhere.aa_keys == () and everywhere.aa_n == 4 and everywhere.model == paper.QUICK.model
+    assert some.aa_keys == ("f1/", "f2/lottery") and some.aa_n == paper.FULL.aa_n
+    assert default == paper.FULL and everywhere.fingerprint() != paper.QUICK.fingerprint()
