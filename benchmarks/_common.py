@@ -84,7 +84,8 @@ def environment() -> dict[str, Any]:
     import robust_prune
 
     commit = _git("rev-parse", "HEAD")
-    dirty = _git("status", "--porcelain")
+    # the results a run rewrites are not the code that made them: they do not make the tree dirty
+    dirty = _git("status", "--porcelain", "--", "..", ":(exclude)results")
     return {
         "command": "python -m benchmarks " + " ".join(sys.argv[1:]) if sys.argv else "",
         "git_commit": commit or "none (no commit yet)",
