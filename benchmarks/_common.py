@@ -49,7 +49,7 @@ def add_threads_argument(parser: Any) -> None:
 
 
 def set_threads(threads: int | None) -> int:
-    """Set torch's thread count: ``threads``, else ``$OMP_NUM_THREADS``, else 1 (one thread reproduces on any CPU)."""
+    """Set torch's thread count: ``threads``, else ``$OMP_NUM_THREADS``, else 1 (results do not follow the cores)."""
     import torch
 
     count = threads if threads is not None else int(os.environ.get("OMP_NUM_THREADS", "1") or 1)

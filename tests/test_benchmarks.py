@@ -147,7 +147,6 @@ def test_cli_dispatches_the_suites() -> None:
     assert args.quick and args.resume and args.findings == "f1"
 
 
-@pytest.mark.slow
 def test_threads_come_from_the_option_then_the_environment_then_one(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
@@ -166,6 +165,7 @@ def test_threads_come_from_the_option_then_the_environment_then_one(monkeypatch:
         torch.set_num_threads(before)
 
 
+@pytest.mark.slow
 def test_tiny_paper_run_then_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     budget = dataclasses.replace(
         paper.QUICK,
