@@ -23,7 +23,15 @@ from typing import Any
 
 from robust_prune._io import write_json, write_text
 
-__all__ = ["RESULTS_DIR", "add_threads_argument", "environment", "markdown_table", "set_threads", "write_results"]
+__all__ = [
+    "RESULTS_DIR",
+    "add_threads_argument",
+    "comma_list",
+    "environment",
+    "markdown_table",
+    "set_threads",
+    "write_results",
+]
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -36,6 +44,11 @@ def _git(*args: str) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
+
+
+def comma_list(text: str) -> tuple[str, ...]:
+    """A command-line list such as ``"f1, f3"``: its items, stripped, empty ones dropped."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
 def add_threads_argument(parser: Any) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import markdown_table
+from benchmarks._common import comma_list, markdown_table
 
 __all__ = ["add_arguments", "main", "reproduction_rows"]
 
@@ -70,8 +70,7 @@ def main(args: argparse.Namespace) -> int:
             raise SystemExit(f"error: {path} does not exist; give the JSON a `paper` run wrote.")
         tables.append(json.loads(path.read_text(encoding="utf-8")))
     new, committed = tables
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    rows = reproduction_rows(new.get("rows", []), committed.get("rows", []), metrics=metrics)
+    rows = reproduction_rows(new.get("rows", []), committed.get("rows", []), metrics=comma_list(args.metrics))
     if not rows:
         raise SystemExit("error: the two files share no finished cell; were they run with the same budget?")
     print(markdown_table(rows, COLUMNS))

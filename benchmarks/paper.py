@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._cells import Cell, CellUnavailable, aggregate, cell_key, previous_cells, run_cells
-from benchmarks._common import RESULTS_DIR, add_threads_argument, set_threads
+from benchmarks._common import RESULTS_DIR, add_threads_argument, comma_list, set_threads
 
 __all__ = ["Budget", "QUICK", "FULL", "build_cells", "add_arguments", "main", "run_paper"]
 
@@ -298,10 +298,10 @@ def main(args: argparse.Namespace) -> int:
     if args.dataset:
         changes["dataset"] = args.dataset
     if args.findings:
-        changes["findings"] = tuple(f.strip() for f in args.findings.split(",") if f.strip())
+        changes["findings"] = comma_list(args.findings)
     if args.autoattack_cells:
         cells = args.autoattack_cells.strip()
-        changes["aa_keys"] = () if cells == "all" else tuple(c.strip() for c in cells.split(",") if c.strip())
+        changes["aa_keys"] = () if cells == "all" else comma_list(cells)
     if args.autoattack_n is not None:
         changes["aa_n"] = args.autoattack_n
     budget = dataclasses.replace(budget, **changes)
