@@ -12,9 +12,11 @@ from ._base import (
     Example,
     GenericAdapter,
     adapter_by_name,
+    creation_args,
     get_adapter,
     list_adapters,
     register_adapter,
+    remember_creation_args,
     unwrap_model,
 )
 
@@ -64,8 +66,10 @@ __all__ = [
     "Example",
     "GenericAdapter",
     "adapter_by_name",
+    "creation_args",
     "get_adapter",
     "list_adapters",
     "register_adapter",
+    "remember_creation_args",
     "unwrap_model",
 ]

@@ -52,6 +52,8 @@ __all__ = [
     "get_adapter",
     "list_adapters",
     "unwrap_model",
+    "creation_args",
+    "remember_creation_args",
 ]
 
 _REGISTRY: dict[str, Adapter] = {}
@@ -66,6 +68,22 @@ def unwrap_model(model: nn.Module) -> nn.Module:
             return model
         model, seen = inner, seen + 1
     return model
+
+
+# The keyword arguments a timm model was created with, kept on the module itself (timm does not keep them, and
+# a deepcopy must keep them too): the pruning record needs them to rebuild the same architecture.
+_CREATION_ARGS = "robust_prune_model_args"
+
+
+def creation_args(model: nn.Module) -> dict[str, Any] | None:
+    """The ``timm.create_model`` keyword arguments recorded for ``model`` (None when it was created elsewhere)."""
+    recorded = getattr(unwrap_model(model), _CREATION_ARGS, None)
+    return dict(recorded) if isinstance(recorded, dict) else None
+
+
+def remember_creation_args(model: nn.Module, args: dict[str, Any]) -> None:
+    """Record the ``timm.create_model`` keyword arguments of ``model`` (see :func:`creation_args`)."""
+    setattr(unwrap_model(model), _CREATION_ARGS, dict(args))
 
 
 def timm_module(model: nn.Module) -> str:
@@ -219,8 +237,7 @@ class Adapter:
         cfg = self.pretrained_cfg(model)
         if not cfg.get("fixed_input_size"):
             return None
-        recorded = getattr(unwrap_model(model), "robust_prune_model_args", None) or {}
-        img = recorded.get("img_size")
+        img = (creation_args(model) or {}).get("img_size")
         if img is not None:
             return (int(img), int(img)) if isinstance(img, int) else (int(img[0]), int(img[1]))
         size = cfg.get("input_size")
@@ -228,8 +245,7 @@ class Adapter:
 
     def model_args(self, model: nn.Module) -> dict[str, Any]:
         """Arguments for ``timm.create_model(architecture, **args)`` that rebuild this model's (unpruned) shape."""
-        recorded = getattr(unwrap_model(model), "robust_prune_model_args", None)
-        args: dict[str, Any] = dict(recorded) if recorded else {}
+        args = creation_args(model) or {}
         inner = unwrap_model(model)
         if hasattr(inner, "num_classes"):
             args["num_classes"] = int(inner.num_classes)

@@ -197,7 +197,7 @@ class _Runner:
 
 
 def _wilson(p: float, n: int) -> tuple[float, float]:
-    from robust_prune.evaluation import wilson_interval
+    from robust_prune.report import wilson_interval
 
     return wilson_interval(round(p * n), n)
 

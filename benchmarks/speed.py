@@ -115,7 +115,7 @@ def _latency_rows(b: SpeedBudget) -> list[dict[str, Any]]:
 
     import robust_prune as rp
     from robust_prune.api import prepare
-    from robust_prune.pruning.structured import count_macs_params
+    from robust_prune.measure import count_macs_params
 
     rows = []
     for name in b.latency_models:

@@ -9,14 +9,17 @@ Example:
     >>> print(result.report)  # doctest: +SKIP
 """
 
+from . import methods
 from ._version import __version__
 from .adapters import get_adapter, list_adapters
-from .api import RobustifyResult, robustify
+from .api import robustify
 from .config import AttackConfig, PruneConfig, RobustifyConfig, TrainConfig
-from .evaluation import RobustnessReport, evaluate
+from .evaluation import evaluate
 from .hub import from_pretrained, push_folder, push_to_hub, save_pretrained
-from .inheritance import GrowthInfo, grow
+from .inheritance import GrowResult, GrowthInfo, grow
 from .pruning import PruneResult, PruningRecord, prune
+from .report import RobustnessReport
+from .result import RobustifyResult
 
 __all__ = [
     "__version__",
@@ -28,12 +31,14 @@ __all__ = [
     "RobustifyResult",
     "RobustnessReport",
     "TrainConfig",
+    "GrowResult",
     "GrowthInfo",
     "evaluate",
     "from_pretrained",
     "get_adapter",
     "grow",
     "list_adapters",
+    "methods",
     "prune",
     "push_folder",
     "push_to_hub",

@@ -8,8 +8,6 @@ Each stage is a public function; this module only orchestrates them.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -17,76 +15,17 @@ from torch import nn
 
 from robust_prune.adapters import get_adapter
 
-from .config import AttackConfig, PruneConfig, RobustifyConfig, TrainConfig
+from .config import AttackConfig, RobustifyConfig
 from .data import DataBundle, load_data
+from .distributed import is_main_process
 from .errors import ModelAdaptationError
-from .evaluation import RobustnessReport, evaluate
+from .methods import dense, get_method, iwi, lottery, prune  # noqa: F401 - each method module registers itself
 from .models import NormalizedModel, adapt_model, create_model
-from .pruning import PruningRecord
-from .training import EpochStats
+from .options import build_config
+from .result import RobustifyResult
+from .runner import StageRunner, open_run_directory
 
 __all__ = ["RobustifyResult", "robustify", "prepare"]
-
-
-@dataclass
-class RobustifyResult:
-    """What ``robustify()`` returns.
-
-    Attributes:
-        model: ready to use: normalisation inside, eval mode, pixel-space inputs in [0, 1].
-        report: the :class:`RobustnessReport` measured on the test split.
-        config: the full :class:`RobustifyConfig` of the run.
-        record: the :class:`PruningRecord` (structure ``"none"`` for dense models).
-        history: per-epoch training statistics of every stage.
-        data: a JSON-able description of the data.
-        ticket_report: for ``method="iwi"``, the report of the pruned ticket before growth.
-    """
-
-    model: NormalizedModel
-    report: RobustnessReport
-    config: RobustifyConfig
-    record: PruningRecord
-    history: list[EpochStats] = field(default_factory=list)
-    data: dict[str, Any] = field(default_factory=dict)
-    ticket_report: RobustnessReport | None = None
-
-    def save_pretrained(self, save_directory: str | os.PathLike[str]) -> Path:
-        """Write config.json, model.safetensors, report.json, report.md and a model card to a folder.
-
-        Example:
-            >>> result.save_pretrained("out/resnet18-digits")  # doctest: +SKIP
-        """
-        from .distributed import is_main_process
-        from .hub import save_pretrained
-
-        if not is_main_process():  # under torchrun / accelerate launch only the main process writes
-            return Path(save_directory)
-
-        return save_pretrained(self, save_directory)
-
-    def push_to_hub(
-        self,
-        repo_id: str,
-        *,
-        private: bool = False,
-        token: str | None = None,
-        revision: str | None = None,
-        commit_message: str | None = None,
-    ) -> str:
-        """Publish the model to the Hugging Face Hub in one commit; returns the commit URL.
-
-        Example:
-            >>> result.push_to_hub("me/resnet18-digits-robust")  # doctest: +SKIP
-        """
-        from .distributed import is_main_process
-        from .hub import push_to_hub
-
-        if not is_main_process():  # under torchrun / accelerate launch only the main process pushes
-            return ""
-
-        return push_to_hub(
-            self, repo_id, private=private, token=token, revision=revision, commit_message=commit_message
-        )
 
 
 def prepare(
@@ -128,128 +67,119 @@ def prepare(
     return NormalizedModel.from_timm(model), bundle
 
 
-def _eval(model: nn.Module, bundle: DataBundle, config: RobustifyConfig, progress: bool) -> RobustnessReport:
-    return evaluate(
-        model,
-        bundle,
-        attacks=config.eval_attacks,
-        eps=config.eval_eps,
-        steps=config.eval_steps,
-        n=config.eval_n,
-        seed=config.seed,
-        progress=progress,
-    )
-
-
 def robustify(
     model: nn.Module | str,
     data: Any = None,
     *,
-    method: str = "prune",
-    sparsity: float = 0.5,
-    structure: str = "channel",
-    attack: AttackConfig | None = None,
+    method: str | None = None,
+    sparsity: float | None = None,
+    structure: str | None = None,
+    importance: str | None = None,
+    scope: str | None = None,
+    prune_first_layer: bool | None = None,
+    prune_classifier: bool | None = None,
+    round_to: int | None = None,
+    rounds: int | None = None,
+    rewind_epoch: int | None = None,
+    reinit: bool | None = None,
+    adversarial: bool | None = None,
     epochs: int | None = None,
     finetune_epochs: int | None = None,
     grow_epochs: int | None = None,
-    ticket_method: str = "prune",
-    grow_init: str = "zero-out",
-    objective: str = "pgd-at",
-    importance: str = "magnitude",
-    rounds: int = 1,
-    rewind_epoch: int = 0,
-    reinit: bool = False,
-    adversarial: bool = True,
-    lr: float = 0.05,
-    eval_attacks: tuple[str, ...] = ("pgd",),
-    eval_n: int | None = None,
+    lr: float | None = None,
+    finetune_lr: float | None = None,
+    grow_lr: float | None = None,
+    objective: str | None = None,
+    momentum: float | None = None,
+    weight_decay: float | None = None,
+    schedule: str | None = None,
+    trades_beta: float | None = None,
+    mixed_precision: str | None = None,
+    channels_last: bool | None = None,
+    checkpoint_every: int | None = None,
+    attack: AttackConfig | None = None,
+    eps: float | None = None,
+    train_steps: int | None = None,
+    step_size: float | None = None,
+    train_restarts: int | None = None,
+    random_start: bool | None = None,
+    train_norm: str | None = None,
+    train_attack: str | None = None,
+    attack_seed: int | None = None,
+    ticket_method: str | None = None,
+    grow_init: str | None = None,
+    eval_attacks: tuple[str, ...] | list[str] | None = None,
     eval_eps: float | None = None,
+    eval_steps: int | None = None,
+    eval_n: int | None = None,
+    seed: int | None = None,
+    config: RobustifyConfig | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     download: bool = False,
     batch_size: int = 64,
-    seed: int = 0,
     progress: bool = True,
-    config: RobustifyConfig | None = None,
     run_dir: str | os.PathLike[str] | None = None,
     resume: str | os.PathLike[str] | bool | None = None,
 ) -> RobustifyResult:
     """Make a timm model smaller and adversarially robust, and measure it honestly.
 
+    Every option left at ``None`` takes :class:`RobustifyConfig`'s default, so ``robustify(model, method=m)``
+    runs exactly ``RobustifyConfig(method=m)`` (see :mod:`robust_prune.options` for the table of options and
+    the config fields each one sets).
+
     Args:
-        model: a timm model (or a timm model name); its classifier is fitted to the data.
-        data: ``None`` (embedded digits), a dataset name, an image folder or ``(train, test)`` loaders.
-        method: ``"dense"`` (adversarial training only) or ``"prune"`` (train, prune, fine-tune with
-            inherited weights); ``"lottery"`` and ``"iwi"`` where installed.
-        sparsity: fraction of channels (``structure="channel"``) or weights (``"weight"``) removed.
-        attack: the training adversary (default: PGD-5, L-inf, the dataset's eps).
-        epochs: adversarial training epochs before pruning (dense: all of them). Default 6.
-        finetune_epochs: adversarial fine-tuning epochs after pruning. Default 3.
-        grow_epochs: ``method="iwi"``: adversarial training epochs of the grown full-width model. Default 3.
-        ticket_method: ``method="iwi"``: where the ticket comes from, ``"prune"`` or ``"lottery"``.
-        grow_init: ``method="iwi"``: new weights when growing, ``"zero-out"`` (function-preserving),
-            ``"zero"`` or ``"random"`` (see :func:`robust_prune.inheritance.grow`).
-        objective: ``"pgd-at"``, ``"trades"``, ``"fgsm-rs"`` or ``"clean"``.
-        importance: channel/weight importance (``"magnitude"``, ``"taylor"``, ``"random"``, ``"robust"``).
-        rounds, rewind_epoch, reinit, adversarial: ``method="lottery"``: pruning rounds to reach ``sparsity``,
-            the epoch whose weights the ticket rewinds to (0 = the initialisation), re-initialise the final
-            ticket instead (the control), and adversarial (True) or clean (False) training while pruning.
-        eval_attacks, eval_n: the evaluation attacks and number of test points (all when None).
-        eval_eps: the evaluation (L-inf) budget; by default the training attack's eps when ``attack`` sets an
-            L-inf one (a model is reported at the threat model it was trained for), else the dataset's default.
+        model: a timm model (or a timm model name); its classifier is fitted to the data. Methods change it in
+            place; the result's ``model`` wraps it (normalisation inside).
+        data: ``None`` (embedded digits), a dataset name, an image folder or ``(train, test)`` loaders (which
+            carry no attack budget: pass ``attack=``/``eps=`` or ``eval_eps=``).
+        method: ``"dense"``, ``"prune"`` (default), ``"lottery"`` or ``"iwi"``
+            (:func:`robust_prune.methods.list_methods`).
+        sparsity, structure, importance, scope, prune_first_layer, prune_classifier, round_to: what to remove
+            and how to choose it (:class:`PruneConfig`; default 50% of the channels by magnitude).
+        rounds, rewind_epoch, reinit, adversarial: ``method="lottery"``: pruning rounds, the epoch the ticket
+            rewinds to (0 = the initialisation), re-initialise the final ticket instead (the control), and
+            adversarial (True) or clean (False) training while pruning.
+        epochs, finetune_epochs, grow_epochs: training epochs before pruning (6), of the pruned model (3) and,
+            for ``iwi``, of the grown model (3).
+        lr, finetune_lr, grow_lr: learning rates; by default the objective's (0.05 for PGD-AT, 0.02 for TRADES),
+            half of it for fine-tuning, the same for the grown model.
+        objective, momentum, weight_decay, schedule, trades_beta, mixed_precision, channels_last,
+            checkpoint_every: training settings of every stage (:class:`TrainConfig`).
+        attack: the training adversary of every stage (default PGD-5, L-inf, the dataset's eps); or set its
+            fields one by one with eps, train_steps, step_size, train_restarts, random_start, train_norm,
+            train_attack and attack_seed.
+        ticket_method, grow_init: ``method="iwi"``: where the ticket comes from (``"prune"`` or ``"lottery"``)
+            and how growth fills new weights (``"zero-out"``, function-preserving; ``"zero"``; ``"random"``).
+        eval_attacks, eval_eps, eval_steps, eval_n: the report's attacks (PGD), L-inf budget (the training
+            attack's L-inf eps when set, else the dataset's), PGD steps (20) and test points (all).
         seed: makes the whole run deterministic on one machine.
-        config: a full :class:`RobustifyConfig`; overrides the keyword options above when given.
-        run_dir: checkpoint every stage into this folder (see :mod:`robust_prune.checkpoint`).
+        config: a full :class:`RobustifyConfig` instead of the options above (giving both is an error).
+        data_dir, download, batch_size: where torchvision datasets live, whether to fetch them, batch size.
+        progress: show progress bars (on the main process only).
+        run_dir: checkpoint every stage into this folder (see :mod:`robust_prune.runner`).
         resume: a run directory (or True with ``run_dir``) to continue from its last checkpoint; the
             options must be the ones the run was started with.
+
+    Raises:
+        ConfigError: a bad option value, options beside ``config=``, or no attack budget for user loaders.
 
     Example:
         >>> import timm, robust_prune as rp
         >>> result = rp.robustify(timm.create_model("resnet18", num_classes=10), sparsity=0.5)  # doctest: +SKIP
         >>> print(result.report)  # doctest: +SKIP
     """
-    if config is None:
-        train_attack = attack or AttackConfig(steps=5)
-        config = RobustifyConfig(
-            method=method,
-            data="digits" if data is None else str(data) if isinstance(data, (str, os.PathLike)) else "loaders",
-            seed=seed,
-            pretrain=TrainConfig(
-                epochs=6 if epochs is None else epochs, objective=objective, attack=train_attack, lr=lr
-            ),
-            finetune=TrainConfig(
-                epochs=3 if finetune_epochs is None else finetune_epochs,
-                objective=objective,
-                attack=train_attack,
-                lr=lr / 2,
-            ),
-            prune=PruneConfig(
-                sparsity=sparsity,
-                structure=structure,
-                importance=importance,
-                rounds=rounds,
-                rewind_epoch=rewind_epoch,
-                reinit=reinit,
-                adversarial=adversarial,
-            ),
-            grow_train=TrainConfig(
-                epochs=3 if grow_epochs is None else grow_epochs, objective=objective, attack=train_attack, lr=lr
-            ),
-            ticket_method=ticket_method,
-            grow_init=grow_init,
-            eval_attacks=tuple(eval_attacks),
-            eval_n=eval_n,
-            # the report's PGD is L-inf: it inherits an L-inf training budget, never an L2 one
-            eval_eps=eval_eps if eval_eps is not None or train_attack.norm != "Linf" else train_attack.eps,
-        )
+    options = {k: v for k, v in locals().items() if k not in _NOT_CONFIG}
+    data_name = "digits" if data is None else str(data) if isinstance(data, (str, os.PathLike)) else "loaders"
+    config = build_config(config=options.pop("config"), data=data_name, **options)
     torch.manual_seed(config.seed)
     if data is None and config.data != "digits":
         data = config.data
     net, bundle = prepare(model, data, data_dir=data_dir, download=download, batch_size=batch_size, seed=config.seed)
-    from .checkpoint import activate, open_run_directory
-    from .distributed import is_main_process
-    from .methods import run_method
-
+    config.budgets(bundle.default_eps)  # refuse a run without an attack budget before anything is written
+    runner = StageRunner(open_run_directory(run_dir, resume, config, net, bundle))
     progress = progress and is_main_process()  # one set of progress bars under torchrun
+    return get_method(config.method).run(net, bundle, config, runner=runner, progress=progress)
 
-    with activate(open_run_directory(run_dir, resume, config, net, bundle)):
-        return run_method(net, bundle, config, progress=progress)
+
+# robustify()'s arguments that are not config options
+_NOT_CONFIG = {"model", "data", "data_dir", "download", "batch_size", "progress", "run_dir", "resume"}

@@ -1,46 +1,25 @@
-"""Checkpoints and resume: every stage of a run saves into its run directory and continues from there.
+"""The run directory's format: ``run.json`` and one folder per checkpoint, written so that a kill leaves the last
+complete checkpoint readable. :mod:`robust_prune.runner` decides when to write and how to resume.
 
 A run directory holds ``run.json`` (the configuration and its fingerprint) and ``checkpoints/``, one
 folder per checkpoint: ``model.safetensors`` (weights), ``masks.safetensors`` (weight masks, if
-any), ``state.pt`` (optimizer, scheduler and RNG states: plain tensors, read with
+any), ``kept-NAME.safetensors`` (tensor sets a method keeps across a resume, e.g. a lottery ticket's rewind
+point), ``state.pt`` (optimizer, scheduler and RNG states: plain tensors, read with
 ``torch.load(weights_only=True)``) and ``meta.json`` (stage, epoch, finished stages, per-stage
-history and the pruning record that rebuilds a pruned architecture). A checkpoint folder is written
-under a temporary name and renamed when complete; ``checkpoints/LATEST`` names the newest one and
+history, small JSON facts and the pruning record that rebuilds a pruned architecture). A checkpoint folder is
+written under a temporary name and renamed when complete; ``checkpoints/LATEST`` names the newest one and
 is replaced atomically, so a run killed at any moment (even with SIGKILL) leaves the last complete
-checkpoint readable. Checkpoints are taken at epoch granularity; only the main process writes.
-
-How a method uses it (``dense`` and ``prune`` in methods.py do exactly this; ``lottery`` and ``iwi``
-should too). ``robustify(run_dir=..., resume=...)`` activates a :class:`RunCheckpointer`; methods
-fetch it with :func:`active_run`, which returns a no-op one when no run directory was given:
-
-    >>> from robust_prune import checkpoint
-    >>> run = checkpoint.active_run()                      # doctest: +SKIP
-    >>> record = run.restore(model)  # None on a fresh start  # doctest: +SKIP
-    >>> history = run.train(model, bundle.train, stage="pretrain", config=config.pretrain,
-    ...                     eps=bundle.default_eps, seed=config.seed, label="adversarial training")  # doctest: +SKIP
-    >>> if run.needs("prune"):                             # doctest: +SKIP
-    ...     _, record = prune(model, 0.5)
-    ...     run.finish_stage("prune", model, record=record)
-
-Stage names are free strings, unique within a method (for lottery rounds use ``"round-1"``,
-``"round-2"``...). ``run.train`` skips a finished stage (returning its stored history), resumes the
-stage the checkpoint is in at the next epoch with the optimizer, scheduler and RNG restored, or
-runs a new stage from epoch 0. A stage that does not train calls :meth:`RunCheckpointer.needs`
-and :meth:`RunCheckpointer.finish_stage`. Extra small JSON-able facts a method must carry across a
-resume (e.g. a lottery round's mask) go in ``finish_stage(..., extra={...})`` and come back from
-:attr:`RunCheckpointer.extra`.
+checkpoint readable. Only the main process writes.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import hashlib
 import json
 import os
 import random
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,15 +33,7 @@ from . import distributed
 from ._io import save_torch, write_json, write_safetensors, write_text
 from .errors import CheckpointError, ConfigError, RunDirectoryMismatchError
 
-__all__ = [
-    "Checkpoint",
-    "RunDirectory",
-    "RunCheckpointer",
-    "activate",
-    "active_run",
-    "config_fingerprint",
-    "open_run_directory",
-]
+__all__ = ["Checkpoint", "RunDirectory", "config_fingerprint", "rng_state", "set_rng_state"]
 
 RUN_FORMAT = "robust_prune.run"
 RUN_VERSION = 1
@@ -122,6 +93,14 @@ class Checkpoint:
         """Saved weight masks (empty when none were saved)."""
         path = self.path / "masks.safetensors"
         return {k: v.bool() for k, v in _load_safetensors(path).items()} if path.is_file() else {}
+
+    def kept(self) -> dict[str, dict[str, torch.Tensor]]:
+        """The tensor sets a method kept across a resume, by name."""
+        prefix, suffix = "kept-", ".safetensors"
+        return {
+            path.name[len(prefix) : -len(suffix)]: _load_safetensors(path)
+            for path in sorted(self.path.glob(f"{prefix}*{suffix}"))
+        }
 
     def train_state(self) -> dict[str, Any]:
         """Optimizer, scheduler and RNG states, loaded with ``weights_only=True``."""
@@ -277,6 +256,7 @@ class RunDirectory:
         optimizer: Any = None,
         scheduler: Any = None,
         extra: Mapping[str, Any] | None = None,
+        kept: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
     ) -> None:
         """Write one checkpoint atomically (main process only) and drop the older ones."""
         if not distributed.is_main_process():
@@ -291,6 +271,8 @@ class RunDirectory:
         write_safetensors(tmp / "model.safetensors", model.state_dict(), metadata={"format": "pt"})
         if masks:
             write_safetensors(tmp / "masks.safetensors", {k: v.to(torch.uint8) for k, v in masks.items()})
+        for name, tensors in (kept or {}).items():
+            write_safetensors(tmp / f"kept-{name}.safetensors", dict(tensors))
         state: dict[str, Any] = {"rng": rng_state()}
         if optimizer is not None:
             state["optimizer"] = optimizer.state_dict()
@@ -326,196 +308,3 @@ def _diff(existing: Mapping[str, Any], config: Mapping[str, Any], identity: Mapp
     new = flat({"config": config, "identity": identity})
     keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys[:6]) or "unknown"
-
-
-class RunCheckpointer:
-    """What a method talks to: skips finished stages, resumes the current one, checkpoints as it goes.
-
-    Built by :func:`activate`; without a run directory every call simply runs the stage (no files).
-    """
-
-    def __init__(self, run_dir: RunDirectory | None = None) -> None:
-        self.run_dir = run_dir
-        self.resumed = run_dir.latest() if run_dir is not None else None
-        self.finished: list[str] = list(self.resumed.finished) if self.resumed else []
-        self.histories: dict[str, list[dict[str, Any]]] = dict(self.resumed.histories) if self.resumed else {}
-        self.record: Any = None
-        self.extra: dict[str, Any] = dict(self.resumed.extra) if self.resumed else {}
-        self._restored = False
-
-    @property
-    def enabled(self) -> bool:
-        return self.run_dir is not None
-
-    def restore(self, model: nn.Module) -> Any:
-        """Put the checkpoint's architecture and weights into ``model`` (in place); return its pruning record.
-
-        Returns None on a fresh start (``model`` is left alone). A channel-pruned checkpoint replaces
-        ``model.model`` (the timm module inside a NormalizedModel) with the rebuilt pruned architecture.
-        """
-        ckpt = self.resumed
-        if ckpt is None or self._restored:
-            return self.record
-        self._restored = True
-        from .pruning.record import PruningRecord, rebuild_model
-
-        record = PruningRecord.from_dict(ckpt.record, masks=ckpt.masks()) if ckpt.record else None
-        if record is not None and record.structure == "channel":
-            if not hasattr(model, "model"):
-                raise CheckpointError("A channel-pruned checkpoint can only be restored into a NormalizedModel.")
-            model.model = rebuild_model(record).to(next(model.parameters()).device)
-        if record is not None and record.masks:
-            _apply_masks(model, record.masks)
-        try:
-            model.load_state_dict(ckpt.model_state(), strict=True)
-        except RuntimeError as exc:
-            raise CheckpointError(
-                f"The weights in {ckpt.path} do not fit this model ({exc}). The run directory belongs to another model."
-            ) from exc
-        if record is not None:
-            model.pruning_record = record
-        self.record = record
-        if ckpt.stage_finished:
-            set_rng_state(ckpt.train_state()["rng"])
-        return record
-
-    def needs(self, stage: str) -> bool:
-        """Whether ``stage`` still has to run (False once a checkpoint recorded it as finished)."""
-        return stage not in self.finished
-
-    def stage_history(self, stage: str) -> list[Any]:
-        from .training import EpochStats
-
-        return [EpochStats(**h) for h in self.histories.get(stage, [])]
-
-    def train(self, model: nn.Module, loader: Any, *, stage: str, config: Any, label: str | None = None, **kwargs: Any):
-        """``training.train`` for one named stage, skipping, resuming or checkpointing it as needed.
-
-        Args:
-            model, loader, config: as for :func:`robust_prune.training.train`.
-            stage: the stage's checkpoint name (unique within the method).
-            label: the name shown in progress bars and statistics (default ``stage``).
-            **kwargs: passed to ``train`` (eps, seed, progress, accelerator).
-        """
-        from .training import train
-
-        self.restore(model)
-        if not self.needs(stage):
-            return self.stage_history(stage)
-        start_epoch, resume_state = 0, None
-        ckpt = self.resumed
-        if ckpt is not None and ckpt.stage == stage and not ckpt.stage_finished:
-            start_epoch = ckpt.epoch
-            resume_state = ckpt.train_state()
-            set_rng_state(resume_state["rng"])
-        previous = self.stage_history(stage) if start_epoch else []
-        every = getattr(config, "checkpoint_every", 1)
-
-        def on_epoch_end(epoch: int, plain: nn.Module, optimizer: Any, scheduler: Any, history: list[Any]) -> None:
-            done = epoch + 1
-            self.histories[stage] = [h.to_dict() for h in previous + history]
-            if self.run_dir is None or done == config.epochs or done % every:
-                return
-            self.run_dir.save(
-                stage=stage, epoch=done, stage_finished=False, finished=self.finished, histories=self.histories,
-                model=plain, record=self.record, optimizer=optimizer, scheduler=scheduler, extra=self.extra,
-            )  # fmt: skip
-
-        history = train(
-            model, loader, config=config, stage=label or stage, start_epoch=start_epoch,
-            resume_state=resume_state, on_epoch_end=on_epoch_end, **kwargs,
-        )  # fmt: skip
-        self.finish_stage(stage, model, record=self.record)
-        return previous + history
-
-    def finish_stage(self, stage: str, model: nn.Module, *, record: Any = None, extra: Mapping[str, Any] | None = None):
-        """Record that ``stage`` finished, with the model (and pruning record) as it now is."""
-        if record is not None:
-            self.record = record
-        if extra:
-            self.extra.update(extra)
-        if stage not in self.finished:
-            self.finished.append(stage)
-        self.histories.setdefault(stage, [])
-        if self.run_dir is not None:
-            self.run_dir.save(
-                stage=stage, epoch=-1, stage_finished=True, finished=self.finished, histories=self.histories,
-                model=model, record=self.record, extra=self.extra,
-            )  # fmt: skip
-
-
-def _apply_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
-    """Re-create torch.nn.utils.prune masks (``{"layer.weight": bool mask}``) so masked state dicts load."""
-    from torch.nn.utils import prune as torch_prune
-
-    inner = getattr(model, "model", model)
-    for name, mask in masks.items():
-        module_name, _, param = name.rpartition(".")
-        for root in (inner, model):
-            try:
-                module = root.get_submodule(module_name) if module_name else root
-            except AttributeError:
-                continue
-            if hasattr(module, param + "_mask"):
-                break
-            torch_prune.custom_from_mask(module, param, mask.to(getattr(module, param).device))
-            break
-        else:
-            raise CheckpointError(f"The checkpoint masks {name!r}, which this model does not have.")
-
-
-_ACTIVE: contextvars.ContextVar[RunCheckpointer | None] = contextvars.ContextVar("robust_prune_run", default=None)
-
-
-def active_run() -> RunCheckpointer:
-    """The run checkpointer of the ``robustify()`` call in progress (a no-op one when there is none)."""
-    return _ACTIVE.get() or RunCheckpointer(None)
-
-
-@contextlib.contextmanager
-def activate(run_dir: RunDirectory | None) -> Iterator[RunCheckpointer]:
-    """Make ``run_dir`` the active run for the methods called inside the block.
-
-    Example:
-        >>> with activate(None) as run:
-        ...     run.enabled
-        False
-    """
-    if run_dir is not None:
-        run_dir.start()
-    run = RunCheckpointer(run_dir)
-    token = _ACTIVE.set(run)
-    try:
-        yield run
-    finally:
-        _ACTIVE.reset(token)
-
-
-def open_run_directory(
-    run_dir: str | os.PathLike[str] | None,
-    resume: str | os.PathLike[str] | bool | None,
-    config: Any,
-    model: nn.Module | None = None,
-    bundle: Any = None,
-) -> RunDirectory | None:
-    """The :class:`RunDirectory` for ``robustify(run_dir=..., resume=...)`` (None when neither is given).
-
-    ``resume`` is a run directory, or True to continue ``run_dir``. The model's architecture and the
-    data's description are part of the fingerprint, so a directory of another model or data is refused.
-    """
-    if resume is not None and resume is not False and not isinstance(resume, bool):
-        if run_dir is not None and Path(run_dir) != Path(resume):
-            raise ConfigError(f"run_dir={run_dir} and resume={resume} name different folders; pass one of them.")
-        run_dir = resume
-    if resume is True and run_dir is None:
-        raise ConfigError("resume=True needs run_dir= (or pass the run directory as resume=).")
-    if run_dir is None:
-        return None
-    identity: dict[str, Any] = {}
-    if bundle is not None and hasattr(bundle, "spec"):
-        identity["data"] = bundle.spec()
-    if model is not None:
-        inner = getattr(model, "model", model)
-        identity["model"] = getattr(inner, "default_cfg", {}).get("architecture") or type(inner).__name__
-        identity["parameters"] = sum(p.numel() for p in model.parameters())
-    return RunDirectory(run_dir, config, resume=bool(resume), identity=identity)

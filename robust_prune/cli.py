@@ -13,48 +13,52 @@ from __future__ import annotations
 
 import argparse
 import sys
+import typing
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .errors import RobustPruneError
+from .options import OPTIONS, Option, build_config, field_type, option_default
 
 __all__ = ["main", "build_parser"]
 
 
+def _cli_type(option: Option) -> tuple[Any, dict[str, Any]]:
+    """argparse settings for an option, from the type of the config field it sets."""
+    hint = field_type(option)
+    args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    base = args[0]
+    if base is bool:
+        return None, {"action": argparse.BooleanOptionalAction}
+    if typing.get_origin(base) is tuple:
+        return None, {"type": lambda text: tuple(a for a in text.split(",") if a), "metavar": "A,B"}
+    return None, {"type": base}
+
+
 def _robustify_args(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("robustify", help="adversarially train, prune and evaluate a timm model")
+    from .methods import get_method, list_methods
+
+    methods = "; ".join(f"{name}: {get_method(name).help}" for name in list_methods())
+    p = sub.add_parser("robustify", help="adversarially train, prune and evaluate a timm model",
+                       description=f"Methods - {methods}.")  # fmt: skip
     p.add_argument("--model", default="resnet18", help="timm model name (default: resnet18)")
     p.add_argument("--dataset", default="digits", help="digits (embedded), mnist, fashion-mnist, cifar10, cifar100, "
                    "svhn, or an image folder (default: digits)")
     p.add_argument("--data-dir", default=None, help="local folder holding torchvision datasets")
     p.add_argument("--download", action="store_true", help="download torchvision datasets if missing")
-    p.add_argument("--method", default="prune", help="dense, prune, lottery or iwi (default: prune)")
-    p.add_argument("--structure", default="channel", help="channel or weight (default: channel)")
-    p.add_argument("--sparsity", type=float, default=0.5, help="fraction removed, in [0, 1) (default: 0.5)")
-    p.add_argument("--importance", default="magnitude", help="magnitude, taylor, random or robust")
-    p.add_argument("--rounds", type=int, default=1, help="lottery: pruning rounds to reach --sparsity (default 1)")
-    p.add_argument("--rewind-epoch", type=int, default=0, help="lottery: epoch to rewind to (0 = the initialisation)")
-    p.add_argument("--reinit", action="store_true", help="lottery: re-initialise the final ticket (the control)")
-    p.add_argument("--clean-pruning", action="store_true", help="lottery: train clean while pruning")
-    p.add_argument("--epochs", type=int, default=None, help="adversarial training epochs before pruning (default 6)")
-    p.add_argument("--finetune-epochs", type=int, default=None, help="fine-tuning epochs after pruning (default 3)")
-    p.add_argument("--grow-epochs", type=int, default=None, help="iwi: training epochs of the grown model (default 3)")
-    p.add_argument("--ticket-method", default="prune", help="iwi: where the ticket comes from, prune or lottery")
-    p.add_argument("--grow-init", default="zero-out", help="iwi: new weights, zero-out (exact), zero or random")
-    p.add_argument("--objective", default="pgd-at", help="pgd-at, trades, fgsm-rs or clean (default: pgd-at)")
-    p.add_argument("--eps", type=float, default=None,
-                   help="L-inf budget in pixel units, for training and evaluation (default: the dataset's)")
-    p.add_argument("--train-steps", type=int, default=5, help="PGD steps during training (default: 5)")
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--attacks", default="pgd", help="comma-separated evaluation attacks (default: pgd)")
-    p.add_argument("--n", "--eval-n", dest="n", type=int, default=None,
-                   help="evaluate on the first N test points (default: all); under torchrun spell it --eval-n")
+    for option in OPTIONS:
+        if option.name == "attack":  # an AttackConfig object: the CLI sets its fields one by one
+            continue
+        _, kwargs = _cli_type(option)
+        p.add_argument(option.flag, *option.aliases, dest=option.name, default=None,
+                       help=f"{option.help} (default: {option_default(option)})", **kwargs)  # fmt: skip
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output folder (default: runs/MODEL-DATASET-METHOD)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--run-dir", default=None, help="checkpoint every stage into this folder (resumable)")
     p.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR from its last checkpoint")
+    p.add_argument("--print-config", action="store_true", help="print the run's full configuration as JSON and exit")
 
 
 def _evaluate_args(sub: argparse._SubParsersAction) -> None:
@@ -115,43 +119,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_robustify(args: argparse.Namespace) -> int:
     from .api import robustify
-    from .config import AttackConfig
-
-    attack = AttackConfig(eps=args.eps, steps=args.train_steps)
-    result = robustify(
-        args.model,
-        None if args.dataset == "digits" else args.dataset,
-        method=args.method,
-        sparsity=args.sparsity,
-        structure=args.structure,
-        importance=args.importance,
-        rounds=args.rounds,
-        rewind_epoch=args.rewind_epoch,
-        reinit=args.reinit,
-        adversarial=not args.clean_pruning,
-        attack=attack,
-        epochs=args.epochs,
-        finetune_epochs=args.finetune_epochs,
-        grow_epochs=args.grow_epochs,
-        ticket_method=args.ticket_method,
-        grow_init=args.grow_init,
-        objective=args.objective,
-        lr=args.lr,
-        eval_attacks=tuple(a for a in args.attacks.split(",") if a),
-        eval_n=args.n,
-        data_dir=args.data_dir,
-        download=args.download,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        progress=not args.no_progress,
-        run_dir=args.run_dir,
-        resume=args.resume,
-    )
     from .distributed import is_main_process
 
+    options = {option.name: getattr(args, option.name) for option in OPTIONS if option.name != "attack"}
+    data = None if args.dataset == "digits" else args.dataset
+    if args.print_config:
+        print(build_config(data=args.dataset, **options).to_json())
+        return 0
+    result = robustify(args.model, data, data_dir=args.data_dir, download=args.download, batch_size=args.batch_size,
+                       progress=not args.no_progress, run_dir=args.run_dir, resume=args.resume,
+                       **options)  # fmt: skip
     if not is_main_process():  # under torchrun / accelerate launch the main process writes and prints
         return 0
-    out = Path(args.out or f"runs/{args.model}-{Path(str(args.dataset)).name}-{args.method}")
+    out = Path(args.out or f"runs/{args.model}-{Path(str(args.dataset)).name}-{result.config.method}")
     result.save_pretrained(out)
     print(result.report)
     print(f"\nSaved to {out}/ (config.json, model.safetensors, report.json, report.md, README.md)")
@@ -163,9 +143,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .hub import from_pretrained
 
     model = from_pretrained(args.path, revision=args.revision)
-    data = args.dataset or model.robust_prune_config.get("data", {}).get("name") or "digits"
+    saved = model.saved_config or {}
+    data = args.dataset or saved.get("data", {}).get("name") or "digits"
     data = data if data != "loaders" else "digits"  # a model trained on user loaders: the embedded digits
-    eps = args.eps if args.eps is not None else model.robust_prune_config.get("config", {}).get("eval_eps")
+    reported = model.report.meta.get("eps") if model.report is not None else None
+    eps = args.eps if args.eps is not None else reported  # by default, the budget the model was reported at
     report = evaluate(
         model,
         data,
@@ -204,9 +186,9 @@ def _cmd_grow(args: argparse.Namespace) -> int:
     from .inheritance import grow
 
     grown = grow(from_pretrained(args.path), init=args.init, scale=args.scale, seed=args.seed)
-    save_pretrained(grown, args.out, record=grown.pruning_record)
-    info = grown.growth
-    print(f"Grew {grown.pruning_record.architecture}: {info.ticket_params} -> {info.grown_params} parameters, "
+    save_pretrained(grown.model, args.out)
+    info = grown.info
+    print(f"Grew {grown.record.architecture}: {info.ticket_params} -> {info.grown_params} parameters, "
           f"max output deviation {info.max_deviation:.3g} ({'exact' if info.exact else 'not exact'}).")
     print(f"Saved to {args.out}/")
     return 0

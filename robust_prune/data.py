@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from .errors import DatasetError, DatasetNotFoundError
 
-__all__ = ["DataBundle", "load_data", "DATASETS", "default_eps"]
+__all__ = ["DataBundle", "load_data", "first_n", "DATASETS", "default_eps"]
 
 # Default L-inf budgets in pixel units, the common choice for each dataset.
 _DEFAULT_EPS = {
@@ -36,19 +36,27 @@ _DEFAULT_EPS = {
     "cifar100": 8 / 255,
     "svhn": 8 / 255,
     "imagefolder": 4 / 255,
-    "loaders": 8 / 255,
 }
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "svhn")
 
 
-def default_eps(name: str) -> float:
-    """The default L-inf budget for a dataset name (pixel units)."""
-    return _DEFAULT_EPS.get(name, 8 / 255)
+def default_eps(name: str) -> float | None:
+    """The default L-inf budget of a named dataset (pixel units); None for data that carries none (user loaders).
+
+    Example:
+        >>> default_eps("digits"), default_eps("loaders")
+        (0.1, None)
+    """
+    return _DEFAULT_EPS.get(name)
 
 
 @dataclass
 class DataBundle:
-    """Train and test loaders plus what the rest of the pipeline needs to know about them."""
+    """Train and test loaders plus what the rest of the pipeline needs to know about them.
+
+    ``default_eps`` is the dataset's usual L-inf budget; None for a user's ``(train, test)`` loaders, which carry
+    none, so a run on them must be given one (``attack=`` / ``eval_eps=``).
+    """
 
     train: DataLoader
     test: DataLoader
@@ -56,7 +64,7 @@ class DataBundle:
     channels: int
     image_size: int
     name: str
-    default_eps: float
+    default_eps: float | None
 
     def spec(self) -> dict[str, Any]:
         """A JSON-able description stored with results."""
@@ -206,6 +214,27 @@ def _check_images(loader: DataLoader, channels: int, what: str) -> tuple[int, in
     if x.shape[-1] != x.shape[-2]:
         raise DatasetError(f"The {what} images must be square; got {tuple(x.shape[-2:])}.")
     return int(x.shape[-1]), int(y.max()) + 1
+
+
+def first_n(loader: DataLoader, n: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` images and labels of ``loader`` as two tensors (all of them when ``n`` is None).
+
+    Example:
+        >>> x, y = first_n(load_data("digits").test, 5)
+        >>> tuple(x.shape), tuple(y.shape)
+        ((5, 3, 32, 32), (5,))
+    """
+    xs, ys, seen = [], [], 0
+    for x, y in loader:
+        xs.append(x)
+        ys.append(y)
+        seen += len(y)
+        if n is not None and seen >= n:
+            break
+    if not xs:
+        raise DatasetError("The evaluation data is empty.")
+    x, y = torch.cat(xs), torch.cat(ys)
+    return (x[:n], y[:n]) if n is not None else (x, y)
 
 
 def _count_classes(loader: DataLoader) -> int:

@@ -35,7 +35,8 @@ from robust_prune.adapters import unwrap_model
 
 from .attacks import preserve_state, run_attack
 from .config import AttackConfig
-from .evaluation import weight_sparsity
+from .errors import ConfigError
+from .measure import weight_sparsity
 
 __all__ = [
     "Diagnostics",
@@ -315,13 +316,16 @@ def diagnose(
     Example:
         >>> print(diagnose(model, "digits", n=128))  # doctest: +SKIP
     """
-    from .evaluation import _first_n, _loader_of
+    from .data import first_n
+    from .evaluation import evaluation_loader
 
-    loader, name, default_eps = _loader_of(data, model, batch_size)
+    loader, name, default_eps = evaluation_loader(data, model, batch_size=batch_size)
     with torch.random.fork_rng(devices=[]):  # a DataLoader draws its base seed from the global RNG
-        x, y = _first_n(loader, n)
+        x, y = first_n(loader, n)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     eps = default_eps if eps is None else eps
+    if eps is None:
+        raise ConfigError("A user's data loader carries no attack budget: pass eps= (pixel units).")
     diag = sparsity_diagnostics(model, x.to(device), y.to(device), eps=eps, norm=norm, steps=steps, seed=seed)
     diag.meta["data"] = name
     return diag

@@ -1,7 +1,9 @@
-"""Honest robustness evaluation: clean and adversarial accuracy, size, speed and sparsity in one report.
+"""Honest robustness evaluation: the attack loop that fills a :class:`~robust_prune.report.RobustnessReport`.
 
-Models are evaluated in eval mode on pixel-space inputs. Each attack runs on the points the model
-classifies correctly; ``worst-case`` counts a point as robust only if every attack failed on it.
+The report's schema lives in :mod:`robust_prune.report`, the size and speed metrics in
+:mod:`robust_prune.measure`, the gradient-masking checks in :mod:`robust_prune.sanity`. Models are evaluated in
+eval mode on pixel-space inputs. Each attack runs on the points the model classifies correctly; ``worst-case``
+counts a point as robust only if every attack failed on it.
 
 Example:
     >>> import robust_prune as rp
@@ -11,15 +13,10 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import json
-import math
-import statistics
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -27,185 +24,29 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from robust_prune.adapters import get_adapter, unwrap_model
+from robust_prune.adapters import get_adapter
 
 from ._attack_zoo import AUTOATTACK_BUDGETS, CW_MIN_STEPS, SQUARE_QUERIES
 from .attacks import run_attack_detailed
 from .config import AttackConfig
-from .data import DataBundle, load_data
+from .data import DataBundle, first_n, load_data
 from .distributed import merge_shards, shard_mask
-from .errors import ConfigError, DatasetError
-from .pruning.structured import count_macs_params
+from .errors import ConfigError
+from .measure import channel_ratio, count_macs_params, emptied_layers, measure_latency, weight_sparsity
+from .models import eval_mode
+from .report import AttackResult, RobustnessReport, wilson_interval
 from .sanity import run_sanity_checks
 
-__all__ = [
-    "AttackResult",
-    "RobustnessReport",
-    "channel_ratio",
-    "evaluate",
-    "measure_latency",
-    "weight_sparsity",
-    "wilson_interval",
-]
+__all__ = ["evaluate", "evaluation_loader"]
 
 
-def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of an accuracy ``correct / n``."""
-    if n == 0:
-        return 0.0, 1.0
-    p = correct / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def weight_sparsity(model: nn.Module) -> tuple[float, dict[str, float]]:
-    """Global and per-layer fraction of exactly-zero weights over convolution and linear layers."""
-    zeros = total = 0
-    per_layer: dict[str, float] = {}
-    for name, module in unwrap_model(model).named_modules():
-        weight = getattr(module, "weight", None)
-        if not isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear)) or not isinstance(weight, torch.Tensor):
-            continue
-        z = int((weight == 0).sum())
-        per_layer[name] = z / max(weight.numel(), 1)
-        zeros, total = zeros + z, total + weight.numel()
-    return zeros / max(total, 1), per_layer
-
-
-@dataclass
-class AttackResult:
-    """One attack's outcome: robust accuracy over ``n`` points with its 95% interval and threat model."""
-
-    name: str
-    accuracy: float
-    correct: int
-    n: int
-    ci_low: float
-    ci_high: float
-    norm: str
-    eps: float
-    steps: int
-    restarts: int
-    seconds: float
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def threat_model(self) -> str:
-        """``"Linf eps=8/255"``; CW, which has no eps, is ``"L2 minimal perturbation"``."""
-        if self.extra.get("unbounded"):
-            return f"{self.norm} minimal perturbation"
-        eps = f"{self.eps:.4g}" if self.eps < 0.01 or self.eps * 255 % 1 else f"{round(self.eps * 255)}/255"
-        return f"{self.norm} eps={eps}"
-
-    def budget(self) -> str:
-        """Iterations, restarts or queries as a short phrase."""
-        if "budget" in self.extra:
-            return str(self.extra["budget"])
-        if self.name == "square":
-            return f"{self.steps} queries"
-        return f"{self.steps} steps, {self.restarts} restart(s)"
-
-
-@dataclass
-class RobustnessReport:
-    """Clean and robust accuracy, size, speed and sparsity of a model; JSON and Markdown round-trip.
-
-    Attributes:
-        clean_accuracy: accuracy on the ``n`` evaluated points.
-        robust_accuracy: attack name -> robust accuracy (``worst-case`` when several attacks ran).
-        attacks: attack name -> :class:`AttackResult` with interval, threat model and time.
-        params, macs: parameters and multiply-accumulates of one forward pass.
-        sparsity: global fraction of zero weights (conv + linear); ``layer_sparsity`` per layer.
-        latency_ms: median CPU latency per image (batch of one).
-        sanity: results of the gradient-masking checks (filled by ``evaluate(..., sanity=True)``).
-        meta: data, seed and model facts.
-    """
-
-    clean_accuracy: float
-    n: int
-    robust_accuracy: dict[str, float] = field(default_factory=dict)
-    attacks: dict[str, AttackResult] = field(default_factory=dict)
-    params: int = 0
-    macs: int = 0
-    sparsity: float = 0.0
-    layer_sparsity: dict[str, float] = field(default_factory=dict)
-    channel_ratio: float | None = None
-    latency_ms: float | None = None
-    sanity: list[dict[str, Any]] = field(default_factory=list)
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def sanity_passed(self) -> bool:
-        return all(check.get("passed", False) for check in self.sanity)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RobustnessReport:
-        data = dict(data)
-        data["attacks"] = {k: AttackResult(**v) for k, v in data.get("attacks", {}).items()}
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    @classmethod
-    def from_json(cls, text: str) -> RobustnessReport:
-        return cls.from_dict(json.loads(text))
-
-    def to_markdown(self) -> str:
-        lines = ["| metric | value | 95% CI | threat model | n | time |", "|---|---|---|---|---|---|"]
-        low, high = wilson_interval(round(self.clean_accuracy * self.n), self.n)
-        lines.append(f"| clean accuracy | {self.clean_accuracy:.2%} | {low:.1%} - {high:.1%} | none | {self.n} | |")
-        for name, res in self.attacks.items():
-            if res.extra.get("unbounded"):
-                median = res.extra.get("median_l2")
-                size = "n/a" if median is None else f"{median:.3g}"
-                lines.append(
-                    f"| {name} success rate | {res.extra.get('success_rate', 0.0):.2%} | | "
-                    f"{res.threat_model()}, median L2 {size}, {res.steps} steps | {res.n} | {res.seconds:.1f} s |"
-                )
-                continue
-            lines.append(
-                f"| {name} accuracy | {res.accuracy:.2%} | {res.ci_low:.1%} - {res.ci_high:.1%} | "
-                f"{res.threat_model()}, {res.budget()} | {res.n} | {res.seconds:.1f} s |"
-            )
-        if "worst-case" in self.robust_accuracy:
-            lines.append(f"| worst case over attacks | {self.robust_accuracy['worst-case']:.2%} | | | {self.n} | |")
-        lines += [
-            f"| parameters | {self.params:,} | | | | |",
-            f"| MACs | {self.macs:,} | | | | |",
-            f"| weight sparsity | {self.sparsity:.2%} | | | | |",
-        ]
-        if self.channel_ratio is not None:
-            lines.append(f"| channel-width ratio | {self.channel_ratio:.3f} | | | | |")
-        if self.latency_ms is not None:
-            lines.append(f"| CPU latency / image | {self.latency_ms:.2f} ms | | | | |")
-        failed = [c for c in self.sanity if not c.get("passed", False)]
-        if self.sanity:
-            verdict = (
-                "all passed" if not failed else f"**{len(failed)} FAILED**: " + "; ".join(c["name"] for c in failed)
-            )
-            lines.append(f"| sanity checks | {verdict} | | | | |")
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        text = self.to_markdown()
-        failed = [c for c in self.sanity if not c.get("passed", False)]
-        if failed:
-            banner = "!" * 72
-            failures = "\n".join(f"  FAILED {c['name']}: {c.get('detail', '')}" for c in failed)
-            title = "GRADIENT-MASKING CHECKS FAILED: do not publish these robust accuracies."
-            text = f"{banner}\n{title}\n{failures}\n{banner}\n{text}"
-        return text
-
-
-def _loader_of(data: Any, model: nn.Module, batch_size: int) -> tuple[DataLoader, str, float]:
+def evaluation_loader(
+    data: Any, model: nn.Module, *, batch_size: int = 128
+) -> tuple[DataLoader, str, float | None]:
+    """The test loader of ``data`` (a name, a ``DataBundle``, a ``DataLoader`` or None) fitted to ``model``,
+    with the data's name and default L-inf eps (None for a user's loader: it carries no budget)."""
     if isinstance(data, DataLoader):
-        return data, "loader", 8 / 255
+        return data, "loader", None
     if isinstance(data, DataBundle):
         return data.test, data.name, data.default_eps
     adapter = get_adapter(model, warn=False)
@@ -214,33 +55,6 @@ def _loader_of(data: Any, model: nn.Module, batch_size: int) -> tuple[DataLoader
         data, image_size=size[0] if size else 32, channels=adapter.in_chans(model), batch_size=batch_size
     )
     return bundle.test, bundle.name, bundle.default_eps
-
-
-def _first_n(loader: DataLoader, n: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-    xs, ys, seen = [], [], 0
-    for x, y in loader:
-        xs.append(x)
-        ys.append(y)
-        seen += len(y)
-        if n is not None and seen >= n:
-            break
-    if not xs:
-        raise DatasetError("The evaluation data is empty.")
-    x, y = torch.cat(xs), torch.cat(ys)
-    return (x[:n], y[:n]) if n is not None else (x, y)
-
-
-def measure_latency(model: nn.Module, example: torch.Tensor, *, repeats: int = 20) -> float:
-    """Median wall time in ms of one forward pass on ``example`` (after warm-up), in eval mode."""
-    model.eval()
-    times = []
-    with torch.no_grad():
-        for i in range(repeats + 3):
-            start = time.perf_counter()
-            model(example)
-            if i >= 3:
-                times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def _config_for(name: str, *, norm: str, eps: float, steps: int, restarts: int, seed: int) -> AttackConfig:
@@ -252,34 +66,6 @@ def _config_for(name: str, *, norm: str, eps: float, steps: int, restarts: int, 
     if name == "cw":
         return AttackConfig(name=name, norm="L2", eps=eps, steps=max(CW_MIN_STEPS, steps), seed=seed)
     return AttackConfig(name=name, norm=norm, eps=eps, steps=steps, restarts=restarts, seed=seed)
-
-
-def channel_ratio(model: nn.Module) -> float | None:
-    """Kept fraction of output channels (conv + linear) from the model's ``pruning_record``; None without one."""
-    record = getattr(model, "pruning_record", None)
-    if record is None:
-        return None
-    stats = getattr(record, "stats", {}) or {}
-    for key in ("channel_ratio", "width_ratio"):
-        if isinstance(stats.get(key), (int, float)):
-            return float(stats[key])
-    if getattr(record, "structure", "none") != "channel":
-        return 1.0
-    try:
-        import timm
-
-        fresh = timm.create_model(record.architecture, **record.model_args)
-    except Exception:  # noqa: BLE001 - a record we cannot rebuild has no known original width
-        return None
-
-    def width(module: nn.Module) -> int:
-        return sum(
-            m.out_channels if isinstance(m, nn.Conv2d) else m.out_features
-            for m in module.modules()
-            if isinstance(m, (nn.Conv2d, nn.Linear))
-        )
-
-    return width(unwrap_model(model)) / max(width(fresh), 1)
 
 
 def _result(cfg: AttackConfig, robust: torch.Tensor, total: int, seconds: float, extra: dict[str, Any]) -> AttackResult:
@@ -342,12 +128,12 @@ def evaluate(
         model: a pixel-space model (normalisation inside), e.g. ``RobustifyResult.model``.
         data: a dataset name, a ``DataBundle``, a test ``DataLoader`` or None (the embedded digits).
         attacks: attack names from ``ATTACK_NAMES``.
-        eps: the budget in pixel units; the dataset's default when None.
+        eps: the budget in pixel units; the dataset's default when None (required for a user's DataLoader).
         norm, steps, restarts: the threat model of gradient attacks (PGD, FGSM, APGD).
         n: evaluate on the first ``n`` test points (all when None).
         batch_size: points per attack batch.
         seed: seeds every attack (the global RNG is left alone).
-        latency: also measure CPU latency per image.
+        latency: also measure the latency per image on the model's device.
         progress: show one progress bar with an ETA over all attacks.
         sanity: run the gradient-masking checks (:mod:`robust_prune.sanity`) on up to ``sanity_n`` points;
             failures are stored in ``report.sanity``, warned about, and bannered when printed.
@@ -361,14 +147,41 @@ def evaluate(
         raise ConfigError(f"evaluate() needs a torch.nn.Module, got {type(model).__name__}.")
     if isinstance(attacks, str) or not isinstance(attacks, (tuple, list)):
         raise ConfigError("attacks must be a sequence of attack names (or () for clean accuracy only).")
-    loader, data_name, data_eps = _loader_of(data, model, batch_size)
+    loader, data_name, data_eps = evaluation_loader(data, model, batch_size=batch_size)
     eps = data_eps if eps is None else eps
+    if eps is None and any(name != "cw" for name in attacks):
+        raise ConfigError(
+            "A user's data loader carries no attack budget: pass eps= (pixel units, e.g. 8/255 for CIFAR-10)."
+        )
     configs = [_config_for(a, norm=norm, eps=eps, steps=steps, restarts=restarts, seed=seed) for a in attacks]
     with torch.random.fork_rng(devices=[]):  # iterating a DataLoader draws its base seed from the global RNG
-        x_all, y_all = _first_n(loader, n)
+        x_all, y_all = first_n(loader, n)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
+    with eval_mode(model):
+        return _evaluate(model, x_all, y_all, configs, device=device, batch_size=batch_size, seed=seed,
+                         norm=norm, eps=eps, steps=steps, restarts=restarts, data_name=data_name,
+                         latency=latency, progress=progress, sanity=sanity, sanity_n=sanity_n)  # fmt: skip
+
+
+def _evaluate(
+    model: nn.Module,
+    x_all: torch.Tensor,
+    y_all: torch.Tensor,
+    configs: list[AttackConfig],
+    *,
+    device: torch.device,
+    batch_size: int,
+    seed: int,
+    norm: str,
+    eps: float | None,
+    steps: int,
+    restarts: int,
+    data_name: str,
+    latency: bool,
+    progress: bool,
+    sanity: bool,
+    sanity_n: int,
+) -> RobustnessReport:
     total = len(y_all)
     correct_clean = torch.zeros(total, dtype=torch.bool)
     with torch.no_grad():
@@ -424,7 +237,7 @@ def evaluate(
         robust_accuracy["worst-case"] = float(robust_all.sum()) / max(total, 1)
     clean_accuracy = float(correct_clean.sum()) / max(total, 1)
     checks: list[dict[str, Any]] = []
-    if sanity and len(idx):
+    if sanity and len(idx) and eps is not None:  # clean accuracy alone on a user's loader: no budget to check
         base = AttackConfig(name="pgd", norm=norm, eps=eps, steps=steps, seed=seed)
         checks = run_sanity_checks(
             model,
@@ -443,7 +256,7 @@ def evaluate(
     example = x_all[:1].to(device)
     macs, params = count_macs_params(model, example)
     sparsity, per_layer = weight_sparsity(model)
-    report = RobustnessReport(
+    return RobustnessReport(
         clean_accuracy=clean_accuracy,
         n=total,
         robust_accuracy=robust_accuracy,
@@ -454,9 +267,15 @@ def evaluate(
         layer_sparsity=per_layer,
         channel_ratio=channel_ratio(model),
         latency_ms=measure_latency(model, example) if latency else None,
+        latency_device=str(example.device),
+        emptied_layers=emptied_layers(per_layer),
         sanity=checks,
-        meta={"data": data_name, "seed": seed, "eps": float(eps), "norm": norm, "steps": steps, "restarts": restarts},
+        meta={
+            "data": data_name,
+            "seed": seed,
+            "eps": None if eps is None else float(eps),
+            "norm": norm,
+            "steps": steps,
+            "restarts": restarts,
+        },
     )
-    for module, mode in modes:
-        module.training = mode
-    return report

@@ -33,9 +33,10 @@ from torch import nn
 from ._io import write_json, write_safetensors, write_text
 from ._version import __version__
 from .errors import CheckpointError, NotARobustPruneFolderError
-from .evaluation import RobustnessReport
 from .models import NormalizedModel
-from .pruning.record import PruningRecord, rebuild_model
+from .pruning.masks import folded_state
+from .pruning.record import PruningRecord
+from .report import RobustnessReport
 
 __all__ = [
     "save_pretrained",
@@ -97,16 +98,6 @@ def _config_dict(model: NormalizedModel, record: PruningRecord, extra: dict[str,
     }
 
 
-def _plain_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
-    """``state_dict()`` with torch.nn.utils.prune reparametrisations folded (``w_orig * w_mask`` -> ``w``)."""
-    state = dict(module.state_dict())
-    for key in [k for k in state if k.endswith("_orig")]:
-        base = key[: -len("_orig")]
-        if base + "_mask" in state:
-            state[base] = state.pop(key) * state.pop(base + "_mask")
-    return state
-
-
 def save_pretrained(
     model_or_result: Any,
     save_directory: str | os.PathLike[str],
@@ -123,9 +114,10 @@ def save_pretrained(
     Each file is written atomically; nothing is pickled.
 
     Args:
-        model_or_result: a ``RobustifyResult``, or a NormalizedModel / timm model with ``record``.
-        record: the pruning record (required for a bare model; a dense record is made if omitted).
-        report: the robustness report to store beside it.
+        model_or_result: a ``RobustifyResult``, a NormalizedModel (it carries its ``record`` and ``report``, e.g.
+            one loaded with :func:`from_pretrained`), or a timm model.
+        record: the pruning record, overriding the one the model carries (a dense record when there is none).
+        report: the robustness report to store beside it, overriding the one the model carries.
         card: also write README.md (a Hugging Face model card).
         repo_id: the Hub repository the card's loading code names (a placeholder when None).
         base_model: the Hub id of the weights the model started from, for the card's ``base_model``.
@@ -134,10 +126,8 @@ def save_pretrained(
         >>> save_pretrained(result, "out/run1")  # doctest: +SKIP
         >>> save_pretrained(model, "out/run2", record=record, report=report)  # doctest: +SKIP
     """
-    from .methods import dense_record
-
     extra: dict[str, Any] = {}
-    if hasattr(model_or_result, "report") and hasattr(model_or_result, "record"):
+    if not isinstance(model_or_result, nn.Module):  # a RobustifyResult
         result = model_or_result
         model, record, report = result.model, result.record, result.report
         extra = {"method": result.config.method, "config": result.config.to_dict(), "data": dict(result.data)}
@@ -145,7 +135,8 @@ def save_pretrained(
             extra["ticket_report"] = result.ticket_report.to_dict()
     else:
         model = NormalizedModel.from_timm(model_or_result)
-        record = record or dense_record(model)
+        record = record or model.record or PruningRecord.for_dense_model(model)
+        report = report or model.report
         extra = {"method": record.extra.get("method", "dense" if record.structure == "none" else "prune")}
         if report is not None and report.meta.get("data"):
             extra["data"] = {"name": report.meta["data"]}
@@ -158,7 +149,7 @@ def save_pretrained(
     out = Path(save_directory)
     out.mkdir(parents=True, exist_ok=True)
     config = _config_dict(model, record, extra)
-    write_safetensors(out / WEIGHTS_NAME, _plain_state_dict(model.model), metadata={"format": "pt"})
+    write_safetensors(out / WEIGHTS_NAME, folded_state(model.model.state_dict())[0], metadata={"format": "pt"})
     if record.masks:
         write_safetensors(out / MASKS_NAME, {k: v.to(torch.uint8) for k, v in record.masks.items()})
     elif (out / MASKS_NAME).exists():
@@ -291,7 +282,7 @@ def load_folder(folder: str | os.PathLike[str]) -> NormalizedModel:
     if (folder / MASKS_NAME).is_file():
         masks = {k: v.bool() for k, v in _load_tensors(folder / MASKS_NAME).items()}
     record = PruningRecord.from_dict(section["record"], masks=masks)
-    inner = rebuild_model(record)
+    inner = record.build()
     state = _load_tensors(folder / WEIGHTS_NAME)
     try:
         inner.load_state_dict(state, strict=True)
@@ -301,11 +292,10 @@ def load_folder(folder: str | os.PathLike[str]) -> NormalizedModel:
         ) from exc
     cfg = config.get("pretrained_cfg", {})
     model = NormalizedModel(inner, cfg.get("mean", [0.0] * 3), cfg.get("std", [1.0] * 3)).eval()
-    model.pruning_record = record
-    model.robustness_report = (
-        RobustnessReport.from_json((folder / REPORT_NAME).read_text()) if (folder / REPORT_NAME).is_file() else None
-    )
-    model.robust_prune_config = section
+    model.record = record
+    report_path = folder / REPORT_NAME
+    model.report = RobustnessReport.from_json(report_path.read_text()) if report_path.is_file() else None
+    model.saved_config = section
     return model
 
 
@@ -318,13 +308,13 @@ def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
         ) from exc
 
 
-def from_pretrained(name_or_path: str | os.PathLike[str], *, revision: str | None = None) -> nn.Module:
+def from_pretrained(name_or_path: str | os.PathLike[str], *, revision: str | None = None) -> NormalizedModel:
     """Load a robust_prune model from a local folder or a Hugging Face Hub repository (``"me/name"`` or
     ``"hf://me/name"``).
 
     The architecture is rebuilt from the timm name and the pruning record, then the safetensors weights are loaded
-    with ``strict=True``; nothing is unpickled. Returns the model (normalisation inside, eval mode) with
-    ``.pruning_record``, ``.robustness_report`` and ``.robust_prune_config`` attached.
+    with ``strict=True``; nothing is unpickled. Returns the model (a :class:`~robust_prune.models.NormalizedModel`:
+    normalisation inside, eval mode) carrying its ``record``, its ``report`` and the ``saved_config`` section.
 
     Raises:
         NotARobustPruneFolderError: the folder or repository does not hold a robust_prune model.

@@ -21,14 +21,14 @@ survivors of the replay name where they came from. New entries are filled by ``i
 Weight tickets: the masks are lifted; pruned weights start at zero (``"zero-out"``/``"zero"``, exactly
 the ticket's function) or fresh (``"random"``), and every weight trains.
 
-The method ``robustify(method="iwi")`` chains: adversarial training -> ticket (``prune`` or ``lottery``)
--> adversarial fine-tuning -> ``grow`` -> adversarial training of the full-width model.
+The method ``robustify(method="iwi")`` (:mod:`robust_prune.methods.iwi`) chains: a ticket (``prune`` or
+``lottery``) -> ``grow`` -> adversarial training of the full-width model.
 
 Example:
     >>> import timm, robust_prune as rp
     >>> ticket = rp.prune(timm.create_model("resnet10t", num_classes=10), 0.5)
     >>> grown = grow(ticket)
-    >>> grown.growth.exact, type(grown).__name__
+    >>> grown.info.exact, type(grown.model).__name__
     (True, 'ResNet')
 """
 
@@ -40,24 +40,19 @@ import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import timm
 import torch
 from torch import nn
 
 from robust_prune.adapters import adapter_by_name, unwrap_model
 
-from .api import RobustifyResult, _eval
-from .config import RobustifyConfig
-from .data import DataBundle
+from .config import GROW_INITS
 from .errors import ConfigError, PruningError
-from .methods import _METHODS, _prune, register_method
-from .models import NormalizedModel
+from .models import NormalizedModel, eval_mode
+from .pruning.masks import folded_state
 from .pruning.record import PruningRecord, replay_history
-from .training import train
 
-__all__ = ["GrowthInfo", "grow", "origin_indices"]
+__all__ = ["GrowResult", "GrowthInfo", "grow", "origin_indices"]
 
-GROW_INITS = ("zero-out", "zero", "random")
 _BASE = 1 << 22  # float32 holds every integer below 2**24 exactly: one probe pass encodes 22 bits of an index
 
 
@@ -95,8 +90,24 @@ class GrowthInfo:
         return asdict(self)
 
 
+@dataclass
+class GrowResult:
+    """What :func:`grow` returns: the full-width model, its (dense) record and how faithful growth was.
+
+    ``model, record = grow(ticket)`` unpacks like :func:`robust_prune.prune`'s result.
+    """
+
+    model: nn.Module
+    record: PruningRecord
+    info: GrowthInfo
+
+    def __iter__(self):  # allows ``model, record = grow(...)``
+        return iter((self.model, self.record))
+
+
 def _split_ticket(ticket: Any, record: PruningRecord | None) -> tuple[nn.Module, PruningRecord]:
-    """Accept a model (with ``.pruning_record``), a ``PruneResult``, a ``RobustifyResult`` or ``(model, record)``."""
+    """Accept a NormalizedModel carrying its ``record``, a ``PruneResult``, a ``RobustifyResult`` or
+    ``(model, record)``."""
     model = ticket
     if isinstance(ticket, tuple) and len(ticket) == 2:
         model, record = ticket[0], record or ticket[1]
@@ -104,7 +115,8 @@ def _split_ticket(ticket: Any, record: PruningRecord | None) -> tuple[nn.Module,
         model, record = ticket.model, record or ticket.record
     if not isinstance(model, nn.Module):
         raise ConfigError(f"grow() needs a pruned model (or prune()'s result), got {type(ticket).__name__}.")
-    record = record or getattr(model, "pruning_record", None)
+    if record is None and isinstance(model, NormalizedModel):
+        record = model.record
     if not isinstance(record, PruningRecord):
         raise ConfigError(
             "grow() needs the ticket's pruning record: pass record=, prune()'s result, or a model loaded "
@@ -113,19 +125,6 @@ def _split_ticket(ticket: Any, record: PruningRecord | None) -> tuple[nn.Module,
     if not record.architecture:
         raise PruningError("The ticket's record has no timm architecture name, so its full width is unknown.")
     return model, record
-
-
-def _fresh(record: PruningRecord, seed: int) -> nn.Module:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        try:
-            model = timm.create_model(record.architecture, pretrained=False, **record.model_args)
-        except (RuntimeError, TypeError, ValueError) as exc:
-            raise PruningError(
-                f"timm could not create {record.architecture!r} with {record.model_args}: {exc}"
-            ) from exc
-    model.robust_prune_model_args = dict(record.model_args)
-    return model.eval()
 
 
 def _named_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -144,11 +143,11 @@ def origin_indices(record: PruningRecord) -> dict[str, torch.Tensor]:
         >>> origin_indices(record)["conv1.0.weight"].shape[0]   # kept output channels of the stem
         12
     """
-    shapes = {n: t.numel() for n, t in _named_tensors(_fresh(record, 0)).items() if t.is_floating_point()}
+    shapes = {n: t.numel() for n, t in _named_tensors(record.build_dense(seed=0)).items() if t.is_floating_point()}
     passes = max(1, math.ceil(math.log(max(max(shapes.values(), default=1), 2), _BASE)))
     found: dict[str, torch.Tensor] = {}
     for k in range(passes):
-        probe = _fresh(record, 0)
+        probe = record.build_dense(seed=0)
         tensors = _named_tensors(probe)
         with torch.no_grad():
             for name in shapes:
@@ -240,13 +239,8 @@ def _grow_channels(
 
 
 def _grow_weights(ticket: nn.Module, record: PruningRecord, full: nn.Module, *, init: str) -> int:
-    state = {k: v.detach().cpu() for k, v in ticket.state_dict().items()}
-    masks = {k: v.bool() for k, v in record.masks.items()}
-    for key in [k for k in state if k.endswith("_orig")]:  # torch.nn.utils.prune still attached: fold it
-        base = key[: -len("_orig")]
-        mask = state.pop(base + "_mask")
-        masks.setdefault(base, mask.bool())
-        state[base] = state.pop(key) * mask
+    state, attached = folded_state({k: v.detach().cpu() for k, v in ticket.state_dict().items()})
+    masks = {**attached, **{k: v.bool() for k, v in record.masks.items()}}
     full_state = full.state_dict()
     new_entries = 0
     for name, mask in masks.items():
@@ -265,18 +259,10 @@ def _grow_weights(ticket: nn.Module, record: PruningRecord, full: nn.Module, *, 
 
 def _deviation(ticket: nn.Module, grown: nn.Module, input_size: list[int], seed: int) -> tuple[float, float]:
     gen = torch.Generator().manual_seed(seed)
-    x = torch.rand(4, *input_size, generator=gen)
-    modes = (ticket.training, grown.training)
-    ticket.eval()
-    grown.eval()
-    try:
-        with torch.no_grad():
-            device = next(ticket.parameters()).device
-            ref = ticket(x.to(device)).float().cpu()
-            out = grown(x.to(device)).float().cpu()
-    finally:
-        ticket.train(modes[0])
-        grown.train(modes[1])
+    x = torch.rand(4, *input_size, generator=gen).to(next(ticket.parameters()).device)
+    with eval_mode(ticket, grown), torch.no_grad():
+        ref = ticket(x).float().cpu()
+        out = grown(x).float().cpu()
     dev = float((out - ref).abs().max())
     return dev, dev / max(float(ref.abs().max()), 1e-12)
 
@@ -299,12 +285,12 @@ def grow(
     init: str = "zero-out",
     scale: float | None = None,
     seed: int = 0,
-) -> nn.Module:
+) -> GrowResult:
     """Grow a pruned ticket back to its full-width timm architecture, inheriting the ticket's weights.
 
     Args:
-        ticket: the pruned model (NormalizedModel or timm model) carrying ``.pruning_record``, ``prune()``'s
-            result, a ``RobustifyResult`` or ``(model, record)``. It is not changed.
+        ticket: the pruned model (a NormalizedModel carries its ``record``; a timm model needs ``record=``),
+            ``prune()``'s result, a ``RobustifyResult`` or ``(model, record)``. It is not changed.
         record: the ticket's pruning record, when ``ticket`` does not carry it.
         init: ``"zero-out"`` (function-preserving: new channels read kept ones, nothing reads them),
             ``"zero"`` (every new weight zero) or ``"random"`` (timm's fresh weights everywhere new).
@@ -312,9 +298,10 @@ def grow(
         seed: seeds the fresh weights (the global RNG is left alone).
 
     Returns:
-        A fresh ``timm.create_model(record.architecture, **record.model_args)`` (wrapped in NormalizedModel
-        when the ticket was) in eval mode, with ``.growth`` (:class:`GrowthInfo`: init, sizes and the measured
-        output deviation) and ``.pruning_record`` (a dense record whose ``extra`` says where it came from).
+        A :class:`GrowResult`: ``model``, a fresh ``timm.create_model(record.architecture, **record.model_args)``
+        (wrapped in NormalizedModel, carrying its record, when the ticket was) in eval mode; ``record``, a dense
+        record whose ``extra`` says where it came from; ``info``, the :class:`GrowthInfo` (init, sizes and the
+        measured output deviation).
 
     Raises:
         ConfigError: for an unknown ``init`` or a ticket without a record.
@@ -325,7 +312,7 @@ def grow(
         >>> ticket = rp.prune(timm.create_model("resnet10t", num_classes=10), 0.5)
         >>> grown = grow(ticket)
         >>> x = torch.rand(2, 3, 32, 32)
-        >>> bool((grown(x) - ticket.model.eval()(x)).abs().max() < 1e-5)
+        >>> bool((grown.model(x) - ticket.model.eval()(x)).abs().max() < 1e-5)
         True
     """
     if init not in GROW_INITS:
@@ -337,9 +324,9 @@ def grow(
         return _grow(model, record, init=init, scale=scale, seed=seed)
 
 
-def _grow(model: nn.Module, record: PruningRecord, *, init: str, scale: float | None, seed: int) -> nn.Module:
+def _grow(model: nn.Module, record: PruningRecord, *, init: str, scale: float | None, seed: int) -> GrowResult:
     inner = unwrap_model(model)
-    full = _fresh(record, seed)
+    full = record.build_dense(seed=seed)
     if record.structure == "channel":
         new_entries = _grow_channels(inner, record, full, init=init, scale=scale, seed=seed)
     elif record.structure == "weight":
@@ -392,33 +379,6 @@ def _grow(model: nn.Module, record: PruningRecord, *, init: str, scale: float | 
         input_size=list(record.input_size),
         extra={"method": "grow", "growth": info.to_dict(), "ticket": record.to_dict()},
     )
-    grown.growth = info
-    grown.pruning_record = grown_record
-    return grown.eval()
-
-
-@register_method("iwi")
-def _iwi(model: NormalizedModel, bundle: DataBundle, config: RobustifyConfig, progress: bool) -> RobustifyResult:
-    """Ticket (prune or lottery, with adversarial fine-tuning) -> grow -> adversarial training at full width."""
-    if config.ticket_method == "lottery":
-        lottery = _METHODS.get("lottery")
-        if lottery is None:
-            raise ConfigError("ticket_method='lottery' needs robust_prune.pruning.lottery, which is not installed.")
-        ticket = lottery(model, bundle, config, progress)
-    else:
-        ticket = _prune(model, bundle, config, progress)
-    grown = grow(ticket.model, record=ticket.record, init=config.grow_init, seed=config.seed)
-    history = list(ticket.history)
-    history += train(
-        grown,
-        bundle.train,
-        config=config.grow_train,
-        eps=bundle.default_eps,
-        seed=config.seed + 2,
-        stage="adversarial training (grown)",
-        progress=progress,
-    )
-    report = _eval(grown, bundle, config, progress)
-    record: PruningRecord = grown.pruning_record
-    record.extra.update(method="iwi", ticket_method=config.ticket_method, ticket_report=ticket.report.to_dict())
-    return RobustifyResult(grown.eval(), report, config, record, history, bundle.spec(), ticket_report=ticket.report)
+    if isinstance(grown, NormalizedModel):
+        grown.record = grown_record
+    return GrowResult(grown.eval(), grown_record, info)

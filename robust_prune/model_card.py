@@ -18,7 +18,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .evaluation import AttackResult, RobustnessReport
+from .report import AttackResult, RobustnessReport
 
 __all__ = ["CITATION", "build_model_card", "card_metrics", "eval_results", "report_metrics", "timm_loadable"]
 
@@ -124,7 +124,7 @@ def _load_section(repo: str, timm_ok: bool, cfg: dict[str, Any]) -> list[str]:
         "",
         f'model = rp.from_pretrained("{repo}")',
         f"logits = model(torch.rand(1, {', '.join(str(s) for s in cfg.get('input_size', [3, 32, 32]))}))",
-        "print(model.robustness_report)",
+        "print(model.report)",
         "```",
         "",
     ]

@@ -1,5 +1,10 @@
 """Models in pixel space: normalisation lives inside the model, and timm models are fitted to the data.
 
+:class:`NormalizedModel` is what every stage passes along. Besides the timm module it declares what a model
+carries between stages and through a save: its pruning ``record``, its robustness ``report`` and, once loaded
+from a folder, the ``saved_config`` section that described it. :func:`eval_mode` is the one way the library
+switches a model to eval mode and back.
+
 Example:
     >>> import timm
     >>> from robust_prune.models import NormalizedModel
@@ -10,18 +15,47 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import timm
 import torch
 from torch import nn
 
-from robust_prune.adapters import get_adapter, unwrap_model
+from robust_prune.adapters import creation_args, get_adapter, remember_creation_args, unwrap_model
 
 from .errors import ModelAdaptationError
 
-__all__ = ["NormalizedModel", "create_model", "adapt_model", "normalization_of"]
+if TYPE_CHECKING:
+    from .pruning.record import PruningRecord
+    from .report import RobustnessReport
+
+__all__ = ["NormalizedModel", "create_model", "adapt_model", "eval_mode", "normalization_of"]
+
+
+@contextlib.contextmanager
+def eval_mode(*models: nn.Module) -> Iterator[None]:
+    """Put ``models`` in eval mode for the block; every submodule's own train/eval flag is restored after,
+    even when the block raises (a frozen BatchNorm inside a training model stays frozen).
+
+    Example:
+        >>> import timm
+        >>> m = timm.create_model("test_resnet").train()
+        >>> with eval_mode(m):
+        ...     m.training
+        False
+        >>> m.training
+        True
+    """
+    modes = [(m, m.training) for model in models for m in model.modules()]
+    for model in models:
+        model.eval()
+    try:
+        yield
+    finally:
+        for module, mode in modes:
+            module.training = mode
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -47,7 +81,17 @@ class NormalizedModel(nn.Module):
     Args:
         model: the model that expects normalised inputs.
         mean, std: per-channel statistics.
+
+    Attributes:
+        record: the :class:`~robust_prune.PruningRecord` that rebuilds this model from timm (None until a stage
+            sets it; a dense record is made when it is saved without one).
+        report: the :class:`~robust_prune.RobustnessReport` measured on it, if any.
+        saved_config: the ``robust_prune`` section of the config.json it was loaded from, if any.
     """
+
+    record: PruningRecord | None
+    report: RobustnessReport | None
+    saved_config: dict[str, Any] | None
 
     def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
@@ -56,6 +100,9 @@ class NormalizedModel(nn.Module):
         self.model = model
         self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
+        self.record = None
+        self.report = None
+        self.saved_config = None
 
     @property
     def robust_prune_inner(self) -> nn.Module:
@@ -78,8 +125,8 @@ def create_model(name: str, *, pretrained: bool = False, **kwargs: Any) -> nn.Mo
     """``timm.create_model`` that remembers its arguments, so a pruned copy can be rebuilt later.
 
     Example:
-        >>> model = create_model("resnet10t", num_classes=10)
-        >>> model.robust_prune_model_args
+        >>> from robust_prune.adapters import creation_args
+        >>> creation_args(create_model("resnet10t", num_classes=10))
         {'num_classes': 10}
     """
     try:
@@ -90,7 +137,7 @@ def create_model(name: str, *, pretrained: bool = False, **kwargs: Any) -> nn.Mo
                 f"timm has no model called {name!r}. List them with timm.list_models('{name[:4]}*')."
             ) from exc
         raise
-    model.robust_prune_model_args = dict(kwargs)
+    remember_creation_args(model, kwargs)
     return model
 
 
@@ -117,7 +164,7 @@ def adapt_model(model: nn.Module, *, num_classes: int) -> nn.Module:
             f"{type(inner).__name__} has no reset_classifier(). Create it with num_classes={num_classes}."
         )
     reset(num_classes)
-    recorded = getattr(inner, "robust_prune_model_args", None)
-    if isinstance(recorded, dict):
-        recorded["num_classes"] = num_classes
+    recorded = creation_args(inner)
+    if recorded is not None:
+        remember_creation_args(inner, {**recorded, "num_classes": num_classes})
     return model

@@ -31,6 +31,7 @@ from . import distributed
 from .attacks import preserve_state, run_attack
 from .config import AttackConfig, TrainConfig
 from .errors import ConfigError, TrainingDivergedError
+from .models import eval_mode
 
 __all__ = ["EpochStats", "train", "train_one_batch", "adversarial_loss", "make_accelerator"]
 
@@ -110,24 +111,9 @@ def adversarial_loss(
     loss = F.cross_entropy(logits_adv, labels)
     if objective == "clean":
         return loss, logits_adv, logits_adv
-    with torch.no_grad(), _eval_mode(model):  # monitoring only: keep BatchNorm statistics adversarial
+    with torch.no_grad(), eval_mode(model):  # monitoring only: keep BatchNorm statistics adversarial
         logits_clean = model(images)
     return loss, logits_clean, logits_adv
-
-
-class _eval_mode:
-    """Temporarily put a module in eval mode, restoring every submodule's flag afterwards."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-
-    def __enter__(self) -> None:
-        self.modes = [(m, m.training) for m in self.model.modules()]
-        self.model.eval()
-
-    def __exit__(self, *exc: object) -> None:
-        for module, mode in self.modes:
-            module.training = mode
 
 
 def train_one_batch(
@@ -192,7 +178,7 @@ def train(
         loader: training batches of ``(images in [0, 1], labels)``.
         config: objective, attack, optimiser and schedule.
         eps: the attack budget when ``config.attack.eps`` is None (the dataset's default).
-        seed: seeds the per-batch attacks (and nothing global).
+        seed: seeds the per-batch attacks (with ``config.attack.seed`` added; nothing global).
         stage: a name used in progress bars, errors and statistics.
         accelerator: an ``accelerate.Accelerator`` to reuse (one is made from ``config`` otherwise).
         start_epoch, resume_state: continue a run (``resume_state`` holds optimizer and scheduler states).
@@ -201,15 +187,16 @@ def train(
     Raises:
         TrainingDivergedError: the loss became NaN or infinite (names the stage, epoch and batch).
     """
-    attack = config.attack if config.attack.eps is not None else config.attack.with_eps(eps if eps is not None else -1)
-    if attack.eps is None or attack.eps < 0:
+    if config.attack.eps is None and eps is None:
         raise ConfigError("The training attack has no eps: set TrainConfig.attack.eps or pass eps=.")
+    attack = config.attack if config.attack.eps is not None else config.attack.with_eps(eps)
     history: list[EpochStats] = []
     if config.epochs == 0 or start_epoch >= config.epochs:
         return history
     accelerator = accelerator or make_accelerator(config)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    lr = config.learning_rate
+    optimizer = torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay)
     total_steps = max(1, config.epochs * math.ceil(len(loader) / accelerator.num_processes))  # steps per process
     if config.schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -240,7 +227,7 @@ def train(
         )
         step = -1
         for step, (images, labels) in enumerate(bar):
-            batch_attack = dataclasses.replace(attack, seed=_batch_seed(seed, epoch, step))
+            batch_attack = dataclasses.replace(attack, seed=_batch_seed(seed + attack.seed, epoch, step))
             with torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=bf16):
                 loss, logits_clean, logits_adv = adversarial_loss(
                     wrapped,
@@ -254,7 +241,7 @@ def train(
             if not torch.isfinite(loss):
                 raise TrainingDivergedError(
                     f"{stage}: the loss became {loss.item()} at epoch {epoch + 1}, batch {step + 1}. "
-                    f"Likely cause: the learning rate ({config.lr}) or eps ({attack.eps}) is too large. "
+                    f"Likely cause: the learning rate ({lr}) or eps ({attack.eps}) is too large. "
                     "The last good checkpoint (if any) is kept."
                 )
             optimizer.zero_grad(set_to_none=True)
@@ -280,7 +267,7 @@ def train(
         if bad:  # checked before the epoch is checkpointed, so the last checkpoint stays a good one
             raise TrainingDivergedError(
                 f"{stage}: the weights became NaN or infinite during epoch {epoch + 1} (batch {step + 1} was the "
-                f"last; first bad tensor {bad[0]}). Likely cause: the learning rate ({config.lr}) or eps "
+                f"last; first bad tensor {bad[0]}). Likely cause: the learning rate ({lr}) or eps "
                 f"({attack.eps}) is too large. The last good checkpoint (if any) is kept."
             )
         distributed.broadcast_state(plain)  # identical weights and BatchNorm statistics on every process

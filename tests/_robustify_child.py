@@ -69,7 +69,7 @@ def main() -> None:
         return atomic(path, write)
 
     _io._atomic = spy
-    attack = rp.AttackConfig(steps=2)
+    attack = rp.AttackConfig(eps=0.1, steps=2)  # the digits' budget: user loaders carry none
     config = rp.RobustifyConfig(
         method=args.method,
         data="loaders",

@@ -28,7 +28,7 @@ def _loaders(train_x: torch.Tensor, n_test: int = 8) -> tuple[DataLoader, DataLo
 
 
 def _config(method: str = "dense", epochs: int = 1) -> rp.RobustifyConfig:
-    attack = rp.AttackConfig(steps=1)
+    attack = rp.AttackConfig(eps=0.1, steps=1)  # user loaders carry no budget of their own
     return rp.RobustifyConfig(
         method=method, data="loaders", pretrain=rp.TrainConfig(epochs=epochs, attack=attack),
         finetune=rp.TrainConfig(epochs=0, attack=attack), eval_steps=2, eval_attacks=("fgsm",),

@@ -12,9 +12,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-import robust_prune.training as training
+import robust_prune.runner as runner_module
 from robust_prune import AttackConfig, RobustifyConfig, TrainConfig
-from robust_prune.checkpoint import RunCheckpointer, RunDirectory, activate, active_run, config_fingerprint
+from robust_prune.checkpoint import RunDirectory, config_fingerprint
+from robust_prune.runner import StageRunner
 from robust_prune.errors import CheckpointError, RunDirectoryMismatchError, TrainingDivergedError
 
 torch.set_num_threads(1)
@@ -37,9 +38,15 @@ def _files(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
+def _runner(run_dir: RunDirectory | None) -> StageRunner:
+    if run_dir is not None:
+        run_dir.start()
+    return StageRunner(run_dir)
+
+
 def _train_stage(run_dir: RunDirectory | None, model: nn.Module, loader: DataLoader, config: TrainConfig) -> list:
-    with activate(run_dir) as run:
-        return run.train(model, loader, stage="pretrain", config=config, eps=0.0, seed=0, progress=False)
+    run = _runner(run_dir)
+    return run.train(model, loader, stage="pretrain", config=config, eps=0.0, seed=0, progress=False)
 
 
 def test_layout_and_latest_checkpoint(tmp_path: Path) -> None:
@@ -62,7 +69,7 @@ def test_resume_from_an_epoch_matches_an_uninterrupted_stage(tmp_path: Path, mon
     expected = {k: v.clone() for k, v in model.state_dict().items()}
 
     # a run that dies right after its epoch-2 checkpoint
-    original = training.train
+    original = runner_module.train
 
     def train_then_die(*args: Any, on_epoch_end: Any = None, **kwargs: Any) -> Any:
         def hook(epoch: int, *rest: Any) -> None:
@@ -72,12 +79,12 @@ def test_resume_from_an_epoch_matches_an_uninterrupted_stage(tmp_path: Path, mon
 
         return original(*args, on_epoch_end=hook, **kwargs)
 
-    monkeypatch.setattr(training, "train", train_then_die)
+    monkeypatch.setattr(runner_module, "train", train_then_die)
     model, loader = _tiny()
     config = RobustifyConfig(method="dense")
     with pytest.raises(KeyboardInterrupt):
         _train_stage(RunDirectory(tmp_path / "run", config), model, loader, _config(epochs=3))
-    monkeypatch.setattr(training, "train", original)
+    monkeypatch.setattr(runner_module, "train", original)
 
     model, loader = _tiny()
     resumed_dir = RunDirectory(tmp_path / "run", config, resume=True)
@@ -162,8 +169,7 @@ def test_damaged_checkpoint_raises_checkpoint_error(tmp_path: Path, damage: str)
     with pytest.raises(CheckpointError):
         run_dir = RunDirectory(tmp_path / "run", config, resume=True)
         model2, loader2 = _tiny()
-        with activate(run_dir) as run:
-            run.restore(model2)
+        _runner(run_dir).restore(model2)
     assert _files(tmp_path / "run") == before
 
 
@@ -171,14 +177,15 @@ def test_weights_of_another_model_are_refused(tmp_path: Path) -> None:
     model, loader = _tiny()
     config = RobustifyConfig(method="dense")
     _train_stage(RunDirectory(tmp_path / "run", config), model, loader, _config(epochs=1))
-    with activate(RunDirectory(tmp_path / "run", config, resume=True)) as run, pytest.raises(CheckpointError):
+    run = _runner(RunDirectory(tmp_path / "run", config, resume=True))
+    with pytest.raises(CheckpointError):
         run.restore(nn.Sequential(nn.Flatten(), nn.Linear(5, 10)))
 
 
 def test_no_run_directory_is_a_no_op(tmp_path: Path) -> None:
-    assert not active_run().enabled
     model, loader = _tiny()
-    run = RunCheckpointer(None)
+    run = StageRunner(None)
+    assert not run.enabled
     assert run.restore(model) is None and run.needs("anything")
     history = run.train(model, loader, stage="s", config=_config(epochs=1), eps=0.0, progress=False)
     assert len(history) == 1

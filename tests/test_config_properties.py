@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from robust_prune.config import (
     ATTACK_NAMES,
+    GRADIENT_IMPORTANCES,
     IMPORTANCES,
-    METHODS,
     OBJECTIVES,
     STRUCTURES,
     AttackConfig,
@@ -20,6 +20,9 @@ from robust_prune.config import (
     TrainConfig,
 )
 from robust_prune.errors import ConfigError, RobustPruneError
+from robust_prune.methods import list_methods
+
+METHODS = tuple(list_methods())
 
 SETTINGS = settings(max_examples=40, deadline=None)
 finite = st.floats(allow_nan=False, allow_infinity=False, width=32)
@@ -116,12 +119,13 @@ robustify_configs = st.builds(
     seed=st.integers(0, 2**31 - 1),
     pretrain=train_configs,
     finetune=train_configs,
-    prune=st.builds(
-        PruneConfig,
-        sparsity=valid_sparsity,
-        structure=st.sampled_from(STRUCTURES),
-        importance=st.sampled_from(IMPORTANCES),
-        rounds=st.integers(1, 8),
+    prune=st.tuples(st.sampled_from(STRUCTURES), st.sampled_from(IMPORTANCES))
+    .filter(lambda pair: GRADIENT_IMPORTANCES.get(pair[1], pair[0]) == pair[0])  # gradient scores fit one structure
+    .flatmap(
+        lambda pair: st.builds(
+            PruneConfig, sparsity=valid_sparsity, structure=st.just(pair[0]), importance=st.just(pair[1]),
+            rounds=st.integers(1, 8),
+        )  # fmt: skip
     ),
     eval_attacks=st.lists(st.sampled_from(ATTACK_NAMES), max_size=3, unique=True).map(tuple),
     eval_eps=st.one_of(st.none(), valid_eps),

@@ -13,7 +13,10 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from robust_prune.cli import build_parser
-from robust_prune.evaluation import RobustnessReport, channel_ratio, evaluate, wilson_interval
+from robust_prune.evaluation import evaluate
+from robust_prune.measure import channel_ratio
+from robust_prune.models import NormalizedModel
+from robust_prune.report import RobustnessReport, wilson_interval
 from robust_prune.pruning.record import PruningRecord
 
 torch.set_num_threads(1)
@@ -151,11 +154,11 @@ def test_evaluate_leaves_model_modes_as_found() -> None:
 
 
 def test_channel_ratio_comes_from_the_pruning_record() -> None:
-    model = nn.Sequential(nn.Linear(4, 2))
+    model = NormalizedModel(nn.Sequential(nn.Linear(4, 2)), [0.0], [1.0])
     assert channel_ratio(model) is None
-    model.pruning_record = PruningRecord(structure="channel", stats={"channel_ratio": 0.5})
+    model.record = PruningRecord(structure="channel", stats={"channel_ratio": 0.5})
     assert channel_ratio(model) == 0.5
-    model.pruning_record = PruningRecord(structure="weight")
+    model.record = PruningRecord(structure="weight")
     assert channel_ratio(model) == 1.0
 
 

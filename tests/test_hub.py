@@ -25,7 +25,6 @@ from robust_prune.cli import main as cli_main
 from robust_prune.config import PruneConfig, RobustifyConfig
 from robust_prune.errors import HubError, NotARobustPruneFolderError
 from robust_prune.hub import push_folder, push_to_hub
-from robust_prune.methods import dense_record
 from robust_prune.model_card import card_metrics, report_metrics
 
 torch.set_num_threads(1)
@@ -54,13 +53,13 @@ def results() -> dict[str, RobustifyResult]:
         return RobustifyResult(model.eval(), _evaluate(model, bundle), config, record, data=bundle.spec())
 
     dense = copy.deepcopy(base)
-    out["dense"] = result(dense, dense_record(dense), "dense")
+    out["dense"] = result(dense, rp.PruningRecord.for_dense_model(dense), "dense")
 
     channel = copy.deepcopy(base)
     _, record = rp.prune(channel, 0.5)
     out["channel"] = result(channel, record, "prune")
 
-    from robust_prune.pruning.unstructured import make_permanent
+    from robust_prune.pruning.masks import make_permanent
 
     weight = copy.deepcopy(base)
     _, wrecord = rp.prune(weight, 0.5, structure="weight")
@@ -69,12 +68,12 @@ def results() -> dict[str, RobustifyResult]:
 
     from robust_prune.inheritance import grow
 
-    grown = grow(out["channel"].model, record=out["channel"].record)
+    grown = grow(out["channel"].model, record=out["channel"].record).model
     # give the grown channels non-zero outgoing weights, as adversarial training would
     with torch.no_grad():
         for p in grown.parameters():
             p.add_(0.01 * torch.randn_like(p))
-    out["grown"] = result(grown, grown.pruning_record, "iwi")
+    out["grown"] = result(grown, grown.record, "iwi")
     return out
 
 
@@ -99,8 +98,8 @@ def test_round_trip_exact(hub_server: HubServer, results: dict[str, RobustifyRes
     assert not loaded.training
     with torch.no_grad():
         assert torch.equal(loaded(X), result.model(X))
-    assert loaded.pruning_record.to_dict() == result.record.to_dict()
-    assert loaded.robustness_report.to_dict() == json.loads(json.dumps(result.report.to_dict()))
+    assert loaded.record.to_dict() == result.record.to_dict()
+    assert loaded.report.to_dict() == json.loads(json.dumps(result.report.to_dict()))
     card = files["README.md"].decode()
     assert card_metrics(card) == report_metrics(result.report)
     assert f'rp.from_pretrained("{repo_id}")' in card

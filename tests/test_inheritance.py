@@ -51,18 +51,18 @@ def _perturbed(name: str, **kwargs) -> nn.Module:
 
 def _check_exact(name: str, kwargs: dict, size: int) -> None:
     ticket = rp.prune(_perturbed(name, **kwargs), 0.5, image_size=size)
-    grown = grow(ticket)
+    result = grow(ticket)
+    grown, info = result.model, result.info
     x = torch.rand(4, 3, size, size)
     with torch.no_grad():
         ref, out = ticket.model.eval()(x), grown(x)
-    if grown.growth.adapter_exact:  # BatchNorm families: the grown model computes the ticket's function
+    if info.adapter_exact:  # BatchNorm families: the grown model computes the ticket's function
         assert (out - ref).abs().max() <= 1e-5 * max(1.0, float(ref.abs().max()))
-        assert grown.growth.exact
+        assert info.exact
     else:  # channel-mixing norms: the deviation is measured and reported (zero where no norm saw a new channel)
-        info = grown.growth
         assert 0.0 <= info.max_deviation < float("inf")
         assert info.exact == (info.relative_deviation <= 1e-5)
-    assert grown.growth.new_entries > 0
+    assert info.new_entries > 0
     fresh = timm.create_model(name, num_classes=10, **kwargs)
     fresh.load_state_dict(grown.state_dict(), strict=True)
     assert type(fresh) is type(grown)
@@ -84,17 +84,17 @@ def test_grow_is_exact_or_reports_deviation_for_every_registered_family(name, kw
 def test_grow_reports_deviation_for_layernorm_families(name):
     ticket = rp.prune(timm.create_model(name, num_classes=10), 0.5)
     grown = grow(ticket)
-    info = grown.growth
+    info = grown.info
     assert not info.adapter_exact
     assert info.max_deviation >= 0.0 and info.max_deviation == info.max_deviation  # finite, measured
-    assert grown.pruning_record.extra["growth"]["max_deviation"] == info.max_deviation
-    timm.create_model(name, num_classes=10).load_state_dict(grown.state_dict(), strict=True)
+    assert grown.record.extra["growth"]["max_deviation"] == info.max_deviation
+    timm.create_model(name, num_classes=10).load_state_dict(grown.model.state_dict(), strict=True)
 
 
 def test_grow_keeps_the_ticket_entries_and_zeroes_consumers_of_new_channels():
     ticket = rp.prune(_perturbed("test_resnet"), 0.5)
     origins = origin_indices(ticket.record)
-    grown = grow(ticket)
+    grown = grow(ticket).model
     state, small = grown.state_dict(), ticket.model.state_dict()
     for name, idx in origins.items():
         assert torch.equal(state[name].flatten()[idx.flatten()], small[name].flatten().to(state[name].dtype))
@@ -105,7 +105,7 @@ def test_grow_keeps_the_ticket_entries_and_zeroes_consumers_of_new_channels():
 
 
 def test_new_channels_learn_after_zero_out_growth():
-    grown = grow(rp.prune(_perturbed("test_resnet"), 0.5))
+    grown = grow(rp.prune(_perturbed("test_resnet"), 0.5)).model
     grown.train()
     loss = nn.functional.cross_entropy(grown(torch.rand(8, 3, 32, 32)), torch.arange(8) % 10)
     loss.backward()
@@ -118,9 +118,9 @@ def test_zero_init_warns_and_random_init_is_not_function_preserving():
     ticket = rp.prune(_perturbed("test_resnet"), 0.5)
     with pytest.warns(UserWarning, match="cannot learn"):
         zero = grow(ticket, init="zero")
-    assert zero.growth.exact
+    assert zero.info.exact
     random = grow(ticket, init="random")
-    assert random.growth.max_deviation > 1e-3 and not random.growth.exact
+    assert random.info.max_deviation > 1e-3 and not random.info.exact
     with pytest.raises(ConfigError, match="init"):
         grow(ticket, init="ones")
 
@@ -130,10 +130,10 @@ def test_scale_sets_the_new_incoming_weights_and_seed_makes_it_deterministic():
     state = torch.get_rng_state()
     a, b = grow(ticket, scale=1e-3, seed=1), grow(ticket, scale=1e-3, seed=1)
     assert torch.equal(torch.get_rng_state(), state)  # the global RNG is left alone
-    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
-    assert a.growth.exact
-    key = next(k for k, v in a.state_dict().items() if v.dim() == 4)  # the stem convolution
-    stem = a.state_dict()[key].flatten()
+    assert all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values()))
+    assert a.info.exact
+    key = next(k for k, v in a.model.state_dict().items() if v.dim() == 4)  # the stem convolution
+    stem = a.model.state_dict()[key].flatten()
     kept = torch.zeros_like(stem, dtype=torch.bool)
     kept[origin_indices(ticket.record)[key].flatten()] = True
     assert 0 < stem[~kept].abs().max() < 0.01  # new incoming weights: small, random, trainable
@@ -142,10 +142,11 @@ def test_scale_sets_the_new_incoming_weights_and_seed_makes_it_deterministic():
 def test_weight_ticket_lifts_the_mask_and_starts_pruned_weights_at_zero():
     model = NormalizedModel.from_timm(_perturbed("test_resnet"))
     ticket = rp.prune(model, 0.7, structure="weight")
-    grown = grow(ticket)
-    assert isinstance(grown, NormalizedModel)
+    result = grow(ticket)
+    grown = result.model
+    assert isinstance(grown, NormalizedModel) and grown.record is result.record
     assert not any(n.endswith("_mask") for n in grown.model.state_dict())
-    assert grown.growth.exact and grown.growth.max_deviation == 0.0
+    assert result.info.exact and result.info.max_deviation == 0.0
     for name, mask in ticket.record.masks.items():
         assert grown.model.get_parameter(name)[~mask].abs().max() == 0
     timm.create_model("test_resnet", num_classes=10).load_state_dict(grown.model.state_dict(), strict=True)
@@ -153,13 +154,13 @@ def test_weight_ticket_lifts_the_mask_and_starts_pruned_weights_at_zero():
 
 def test_grown_normalized_model_saves_and_loads(tmp_path):
     ticket = rp.prune(NormalizedModel.from_timm(_perturbed("test_resnet")), 0.5)
-    grown = grow(ticket)
-    folder = rp.save_pretrained(grown, tmp_path / "grown", record=grown.pruning_record)
+    grown = grow(ticket).model
+    folder = rp.save_pretrained(grown, tmp_path / "grown")  # the grown model carries its record
     again = rp.from_pretrained(folder)
     x = torch.rand(2, 3, 32, 32)
     assert torch.allclose(again(x), grown(x), atol=1e-6)
-    assert again.pruning_record.extra["growth"]["exact"] is True
-    assert again.pruning_record.extra["ticket"]["structure"] == "channel"
+    assert again.record.extra["growth"]["exact"] is True
+    assert again.record.extra["ticket"]["structure"] == "channel"
 
 
 def test_grow_needs_a_record():
@@ -167,6 +168,6 @@ def test_grow_needs_a_record():
         grow(timm.create_model("test_resnet", num_classes=10))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a dense record grows to itself without complaint
-        dense = rp.methods.dense_record(NormalizedModel.from_timm(timm.create_model("test_resnet")))
+        dense = rp.PruningRecord.for_dense_model(timm.create_model("test_resnet"))
         grown = grow(timm.create_model("test_resnet"), record=dense)
-    assert grown.growth.new_entries == 0
+    assert grown.info.new_entries == 0

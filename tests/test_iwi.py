@@ -42,7 +42,7 @@ def test_iwi_returns_a_full_width_timm_model_that_remembers_its_ticket(loaders, 
     again = rp.from_pretrained(folder)
     x = torch.rand(2, 3, 32, 32)
     assert torch.allclose(again(x), result.model(x), atol=1e-6)
-    assert again.robust_prune_config["ticket_report"]["n"] == 16
+    assert again.saved_config["ticket_report"]["n"] == 16
 
 
 def test_iwi_budget_and_options_are_configurable():

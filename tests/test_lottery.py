@@ -8,11 +8,14 @@ import torch
 from robust_prune import AttackConfig, PruneConfig, RobustifyConfig, TrainConfig
 from robust_prune.api import prepare
 from robust_prune.errors import ConfigError
-from robust_prune.methods import run_method
+from robust_prune.methods import get_method
+from robust_prune.methods.lottery import find_ticket
 from robust_prune.pruning import rebuild_model
-from robust_prune.pruning.lottery import find_ticket, rewind, round_sparsities, rounds_for_rate
+from robust_prune.pruning.lottery import rewind, round_sparsities, rounds_for_rate
+from robust_prune.runner import StageRunner
 from robust_prune.pruning.structured import channel_prune
-from robust_prune.pruning.unstructured import current_masks, weight_prune
+from robust_prune.pruning.masks import current_masks
+from robust_prune.pruning.unstructured import weight_prune
 
 
 def _config(structure: str = "weight", **prune: object) -> RobustifyConfig:
@@ -100,7 +103,9 @@ def test_weight_ticket_rewinds_and_reinit_shares_mask(tiny_bundle) -> None:
 
 
 def test_lottery_method_weight_end_to_end_is_deterministic(tiny_bundle) -> None:
-    results = [run_method(_model(tiny_bundle), tiny_bundle, _config(), progress=False) for _ in range(2)]
+    lottery = get_method("lottery").run
+    results = [lottery(_model(tiny_bundle), tiny_bundle, _config(), runner=StageRunner(), progress=False)
+               for _ in range(2)]  # fmt: skip
     first, second = results
     record = first.record
     assert record.structure == "weight" and record.extra["method"] == "lottery"

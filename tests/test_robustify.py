@@ -32,7 +32,7 @@ def test_prune_method_returns_a_smaller_measured_model(loaders, tmp_path):
     again = rp.from_pretrained(folder)
     x = torch.rand(4, 3, 32, 32)
     assert torch.equal(again(x), result.model(x))
-    assert again.pruning_record.history == result.record.history
+    assert again.record.history == result.record.history
 
 
 def test_dense_method_keeps_the_architecture(loaders):
@@ -48,14 +48,18 @@ def test_the_report_uses_the_training_eps_unless_told_otherwise(loaders):
         return rp.robustify("test_resnet", loaders, method="dense", epochs=0, progress=False, **kw)
 
     trained = robustify(attack=rp.AttackConfig(eps=0.05, steps=1))
-    assert trained.config.eval_eps == 0.05 and trained.report.meta["eps"] == 0.05
+    assert trained.report.meta["eps"] == 0.05
     told = robustify(attack=rp.AttackConfig(eps=0.05, steps=1), eval_eps=0.2)
-    assert told.config.eval_eps == 0.2 and told.report.meta["eps"] == 0.2
-    l2 = robustify(attack=rp.AttackConfig(norm="L2", eps=0.5, steps=1))
-    assert l2.config.eval_eps is None  # an L2 budget is not an L-inf one
-    default = robustify()
-    assert default.config.eval_eps is None
-    assert default.report.meta["eps"] == pytest.approx(8 / 255)  # the default budget of user-given loaders
+    assert told.report.meta["eps"] == 0.2
+    only_eval = robustify(eval_eps=0.2)  # the one budget given is the run's: training falls back to it
+    assert only_eval.report.meta["eps"] == 0.2 and only_eval.config.budgets(None) == (0.2, 0.2)
+
+
+def test_user_loaders_without_an_eps_are_refused_before_training(loaders, tmp_path):
+    for options in ({}, {"attack": rp.AttackConfig(norm="L2", eps=0.5, steps=1)}):  # an L2 budget is not L-inf
+        with pytest.raises(rp.errors.ConfigError, match="attack=.*eval_eps="):
+            rp.robustify("test_resnet", loaders, method="dense", run_dir=tmp_path / "run", progress=False, **options)
+    assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
 def test_robustify_rejects_bad_input_before_training(loaders):

@@ -9,10 +9,11 @@ import timm
 import torch
 
 from robust_prune import AttackConfig, PruneConfig, TrainConfig
-from robust_prune.errors import PruningError
+from robust_prune.errors import ConfigError, PruningError
 from robust_prune.models import NormalizedModel
 from robust_prune.pruning import prune
-from robust_prune.pruning.unstructured import current_masks, make_permanent, prunable_layers, weight_prune
+from robust_prune.pruning.masks import current_masks, make_permanent
+from robust_prune.pruning.unstructured import prunable_layers, weight_prune
 from robust_prune.training import adversarial_loss, train
 
 
@@ -116,6 +117,10 @@ def test_masked_weights_stay_zero_through_training_and_permanent(tiny_bundle) ->
         assert float(model.model.get_parameter(name).detach()[~mask].abs().sum()) == 0.0
 
 
-def test_taylor_is_a_channel_score() -> None:
-    with pytest.raises(PruningError):
-        weight_prune(_model(), PruneConfig(sparsity=0.5, structure="weight", importance="taylor"))
+def test_gradient_importances_fit_one_structure_each() -> None:
+    with pytest.raises(ConfigError, match="use 'robust'"):
+        PruneConfig(sparsity=0.5, structure="weight", importance="taylor")
+    with pytest.raises(ConfigError, match="use 'taylor'"):
+        PruneConfig(sparsity=0.5, structure="channel", importance="robust")
+    with pytest.raises(ConfigError, match="use 'taylor'"):
+        prune(_model(), 0.5, importance="robust")

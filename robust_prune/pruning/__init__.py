@@ -2,14 +2,13 @@
 
 from .api import PruneResult, prune
 from .record import PruningRecord, apply_module_attrs, rebuild_model, replay_history
-from .structured import channel_prune, count_macs_params
+from .structured import channel_prune
 
 __all__ = [
     "PruneResult",
     "PruningRecord",
     "apply_module_attrs",
     "channel_prune",
-    "count_macs_params",
     "prune",
     "rebuild_model",
     "replay_history",

@@ -7,16 +7,18 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..config import PruneConfig
-from ..errors import ConfigError
+from ..models import NormalizedModel
 from .record import PruningRecord
 from .structured import LossFn, channel_prune
+from .unstructured import weight_prune
 
 __all__ = ["PruneResult", "prune"]
 
 
 @dataclass
 class PruneResult:
-    """The pruned model (the same object that was passed in, changed in place) and what was done to it."""
+    """The pruned model (the same object that was passed in, changed in place; a NormalizedModel also carries the
+    record) and what was done to it."""
 
     model: nn.Module
     record: PruningRecord
@@ -68,8 +70,6 @@ def prune(
         round_to=round_to,
     )
     if config.structure == "channel":
-        if config.importance == "robust":
-            raise ConfigError("importance='robust' is a weight-level score; for channels use 'taylor' with loss_fn.")
         record = channel_prune(
             model,
             config.sparsity,
@@ -79,8 +79,8 @@ def prune(
             image_size=image_size,
             loss_fn=loss_fn,
         )
-        return PruneResult(model, record)
-    from .unstructured import weight_prune
-
-    record = weight_prune(model, config, image_size=image_size, loss_fn=loss_fn)
+    else:
+        record = weight_prune(model, config, image_size=image_size, loss_fn=loss_fn)
+    if isinstance(model, NormalizedModel):
+        model.record = record
     return PruneResult(model, record)

@@ -6,7 +6,9 @@ torch-pruning history; a weight-pruned model keeps the architecture and carries 
 Example:
     >>> import timm, robust_prune as rp
     >>> result = rp.prune(timm.create_model("resnet10t", num_classes=10), 0.5)
-    >>> again = rp.pruning.rebuild_model(result.record)   # fresh timm model, same pruned shapes
+    >>> again = result.record.build()   # fresh timm model, same pruned shapes
+    >>> [p.shape for p in again.parameters()] == [p.shape for p in result.model.parameters()]
+    True
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ import torch
 from torch import nn
 
 from ..errors import PruningError
+from ..models import eval_mode
 
-__all__ = ["PruningRecord", "apply_module_attrs", "rebuild_model", "replay_history"]
+__all__ = ["PruningRecord", "apply_module_attrs", "quiet_unwrapped_parameters", "rebuild_model", "replay_history"]
 
 RECORD_VERSION = 1
 
@@ -77,6 +80,66 @@ class PruningRecord:
         }
 
     @classmethod
+    def for_dense_model(cls, model: nn.Module) -> PruningRecord:
+        """The record of an unpruned timm model (wrappers looked through): enough to rebuild it from timm.
+
+        Example:
+            >>> import timm
+            >>> PruningRecord.for_dense_model(timm.create_model("test_resnet", num_classes=10)).model_args
+            {'num_classes': 10, 'in_chans': 3}
+        """
+        from robust_prune.adapters import get_adapter, unwrap_model
+
+        inner = unwrap_model(model)
+        adapter = get_adapter(inner, warn=False)
+        size = adapter.fixed_input_size(inner)
+        return cls(
+            structure="none",
+            sparsity=0.0,
+            adapter=adapter.name,
+            architecture=adapter.architecture(inner),
+            model_args=adapter.model_args(inner),
+            input_size=[adapter.in_chans(inner), *(size or (32, 32))],
+        )
+
+    def build_dense(self, *, seed: int | None = None) -> nn.Module:
+        """A fresh, unpruned timm model of the record's architecture and arguments, in eval mode.
+
+        Args:
+            seed: seeds timm's initialisation on a forked RNG (the global RNG is left alone); None draws from
+                the global RNG as ``timm.create_model`` does.
+
+        Raises:
+            PruningError: the record names no timm architecture, or timm cannot create it.
+        """
+        with _seeded(seed):
+            return self._create().eval()
+
+    def build(self, *, seed: int | None = None) -> nn.Module:
+        """A fresh timm model with the record's pruned shapes (weights are timm's initialisation: load them next).
+
+        Channel records are replayed on :meth:`build_dense`'s model; weight and dense records keep timm's shapes.
+        With ``seed``, the whole build runs on a forked, seeded RNG.
+        """
+        with _seeded(seed):
+            model = self._create()
+            if self.structure == "channel":
+                replay_history(model, self)
+        return model.eval()
+
+    def _create(self) -> nn.Module:
+        from robust_prune.adapters import remember_creation_args
+
+        if not self.architecture:
+            raise PruningError("This record has no timm architecture name, so the model cannot be rebuilt from it.")
+        try:
+            model = timm.create_model(self.architecture, pretrained=False, **self.model_args)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise PruningError(f"timm could not create {self.architecture!r} with {self.model_args}: {exc}") from exc
+        remember_creation_args(model, self.model_args)
+        return model
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any], masks: dict[str, torch.Tensor] | None = None) -> PruningRecord:
         if not isinstance(data, dict) or "structure" not in data:
             raise PruningError("Not a robust_prune pruning record (no 'structure' field).")
@@ -122,13 +185,11 @@ def replay_history(model: nn.Module, record: PruningRecord) -> nn.Module:
         apply_module_attrs(model, record.module_attrs)
         return model
     adapter = adapter_by_name(record.adapter)
-    example = torch.rand(1, *record.input_size)
+    example = torch.rand(1, *record.input_size, device=next(model.parameters()).device)
     kwargs = adapter.pruner_kwargs(model)
-    was_training = model.training
-    model.eval()
     # ignored parameters (e.g. a position embedding left alone) were skipped when pruning: skip them here too
     ignored_params = [p for p in adapter.ignored_layers(model) if isinstance(p, nn.Parameter)]
-    with adapter.graph_context(model), torch.enable_grad(), _quiet_unwrapped_parameters():
+    with eval_mode(model), adapter.graph_context(model), torch.enable_grad(), quiet_unwrapped_parameters():
         graph = tp.DependencyGraph().build_dependency(
             model,
             example_inputs=example,
@@ -144,25 +205,28 @@ def replay_history(model: nn.Module, record: PruningRecord) -> nn.Module:
                 "The record was made for a different architecture or model arguments."
             ) from exc
     apply_module_attrs(model, record.module_attrs)
-    model.train(was_training)
     return model
 
 
 def rebuild_model(record: PruningRecord) -> nn.Module:
-    """A fresh timm model with the record's pruned shapes (weights still random: load them next)."""
-    if not record.architecture:
-        raise PruningError("This record has no timm architecture name, so the model cannot be rebuilt from it.")
-    try:
-        model = timm.create_model(record.architecture, pretrained=False, **record.model_args)
-    except (RuntimeError, TypeError, ValueError) as exc:
-        raise PruningError(f"timm could not create {record.architecture!r} with {record.model_args}: {exc}") from exc
-    if record.structure == "channel":
-        replay_history(model, record)
-    return model.eval()
+    """A fresh timm model with the record's pruned shapes (weights still random: load them next).
+
+    The same as ``record.build()``.
+    """
+    return record.build()
 
 
 @contextlib.contextmanager
-def _quiet_unwrapped_parameters() -> Iterator[None]:
+def _seeded(seed: int | None) -> Iterator[None]:
+    """Run the block on a forked global RNG seeded with ``seed``; with None, on the global RNG itself."""
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        yield
+
+
+@contextlib.contextmanager
+def quiet_unwrapped_parameters() -> Iterator[None]:
     """torch-pruning warns about every parameter outside a layer it knows (layer scales, tokens); the
     family's adapter decides how those are pruned, so the warning is only noise to a user."""
     with warnings.catch_warnings():

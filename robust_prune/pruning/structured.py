@@ -7,9 +7,7 @@ pruned model can be rebuilt from a fresh timm model.
 
 from __future__ import annotations
 
-import contextlib
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 import torch_pruning as tp
@@ -18,32 +16,13 @@ from torch import nn
 from robust_prune.adapters import Adapter, get_adapter, unwrap_model
 
 from ..errors import PruningError
-from .record import PruningRecord
+from ..measure import count_macs_params
+from ..models import eval_mode
+from .record import PruningRecord, quiet_unwrapped_parameters
 
-__all__ = ["channel_prune", "count_macs_params"]
+__all__ = ["channel_prune"]
 
 LossFn = Callable[[nn.Module], torch.Tensor]
-
-
-def count_macs_params(model: nn.Module, example_inputs: torch.Tensor) -> tuple[int, int]:
-    """MACs of one forward pass (torch's FlopCounterMode: counts what really runs) and parameters."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    model = unwrap_model(model)
-    was_training = model.training
-    model.eval()
-    counter = FlopCounterMode(display=False)
-    try:
-        with torch.no_grad(), counter:
-            model(example_inputs)
-    except AssertionError:
-        # FlopCounterMode's module tracker wants a grad_fn on module inputs, which a parameter used
-        # directly as an input (e.g. a learned latent query) lacks under no_grad: count with autograd on.
-        counter = FlopCounterMode(display=False)
-        with counter:
-            model(example_inputs)
-    model.train(was_training)
-    return int(counter.get_total_flops() // 2), sum(p.numel() for p in model.parameters())
 
 
 def _importance(name: str) -> tp.importance.Importance:
@@ -101,8 +80,23 @@ def channel_prune(
     adapter = get_adapter(inner)
     adapter.check_supported(inner)
     example = adapter.example_inputs(inner, image_size=image_size)
-    was_training = inner.training
-    inner.eval()
+    with eval_mode(inner):
+        return _channel_prune(model, inner, adapter, example, sparsity, importance=importance,
+                              global_pruning=global_pruning, round_to=round_to, loss_fn=loss_fn)  # fmt: skip
+
+
+def _channel_prune(
+    model: nn.Module,
+    inner: nn.Module,
+    adapter: Adapter,
+    example: torch.Tensor,
+    sparsity: float,
+    *,
+    importance: str,
+    global_pruning: bool,
+    round_to: int | None,
+    loss_fn: LossFn | None,
+) -> PruningRecord:
     with torch.no_grad():
         expected = inner(example).shape
     macs0, params0 = count_macs_params(inner, example)
@@ -116,7 +110,7 @@ def channel_prune(
             raise PruningError("Taylor importance needs loss_fn(model) -> loss to compute gradients.")
         model.zero_grad(set_to_none=True)
         loss_fn(model).backward()
-    with adapter.graph_context(inner), torch.enable_grad(), _quiet_unwrapped_parameters():
+    with adapter.graph_context(inner), torch.enable_grad(), quiet_unwrapped_parameters():
         pruner = tp.pruner.BasePruner(
             inner,
             example,
@@ -136,7 +130,6 @@ def channel_prune(
     module_attrs = adapter.after_prune(inner, num_heads)
     _check_pruned(inner, example, expected, adapter)
     macs1, params1 = count_macs_params(inner, example)
-    inner.train(was_training)
     history = [[name, bool(out), [int(i) for i in idxs]] for name, out, idxs in pruner.DG.pruning_history()]
     return PruningRecord(
         structure="channel",
@@ -156,12 +149,3 @@ def channel_prune(
             "params_ratio": params1 / max(params0, 1),
         },
     )
-
-
-@contextlib.contextmanager
-def _quiet_unwrapped_parameters() -> Iterator[None]:
-    """torch-pruning warns about every parameter outside a layer it knows (layer scales, tokens); the
-    family's adapter decides how those are pruned, so the warning is only noise to a user."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
-        yield

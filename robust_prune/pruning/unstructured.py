@@ -5,7 +5,7 @@ classifier on request). Scores are ranked globally (one threshold over all pruna
 default) or per layer (the same fraction everywhere), and exactly ``round(sparsity * n)`` weights are
 masked, so the achieved sparsity equals the request. Masks are ``weight_mask`` buffers that stay in
 force through training (``weight = weight_orig * weight_mask`` on every forward);
-:func:`make_permanent` folds them into plain weights at the end.
+:func:`~robust_prune.pruning.masks.make_permanent` folds them into plain weights at the end.
 
 Example:
     >>> import timm
@@ -14,32 +14,26 @@ Example:
     >>> record = weight_prune(m, PruneConfig(sparsity=0.8, structure="weight"))
     >>> round(record.stats["sparsity"], 3)
     0.8
+    >>> from robust_prune.pruning.masks import make_permanent
     >>> masks = make_permanent(m)   # plain timm module again, zeros in place of pruned weights
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
 from torch import nn
-from torch.nn.utils import prune as torch_prune
 
 from robust_prune.adapters import get_adapter, unwrap_model
 
 from ..config import PruneConfig
 from ..errors import PruningError
+from .masks import apply_masks, current_masks
 from .record import PruningRecord
 
-__all__ = [
-    "apply_masks",
-    "current_masks",
-    "load_dense_weights",
-    "make_permanent",
-    "mask_stats",
-    "prunable_layers",
-    "weight_prune",
-]
+__all__ = ["load_dense_weights", "mask_stats", "prunable_layers", "weight_prune"]
 
 LossFn = Callable[[nn.Module], torch.Tensor]
 
@@ -119,52 +113,6 @@ def _choose_masks(scores: dict[str, torch.Tensor], sparsity: float, scope: str) 
     return masks
 
 
-def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
-    """Put ``{parameter name: bool mask}`` in force on the timm model inside ``model`` (in place).
-
-    Modules that already carry a mask get theirs replaced; others are masked with
-    ``torch.nn.utils.prune.custom_from_mask``. Names are relative to the timm model (``"layer1.0.conv1.weight"``).
-    """
-    inner = unwrap_model(model)
-    for pname, mask in masks.items():
-        module_name, _, attr = pname.rpartition(".")
-        module = inner.get_submodule(module_name)
-        device = getattr(module, attr if not hasattr(module, f"{attr}_mask") else f"{attr}_orig").device
-        mask = mask.to(device=device, dtype=torch.float32)
-        if hasattr(module, f"{attr}_mask"):
-            getattr(module, f"{attr}_mask").copy_(mask)
-            with torch.no_grad():  # keep the current weight attribute in step with the new mask
-                setattr(module, attr, getattr(module, f"{attr}_orig") * getattr(module, f"{attr}_mask"))
-        else:
-            torch_prune.custom_from_mask(module, attr, mask)
-
-
-def current_masks(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The masks now in force, ``{parameter name: bool tensor on the CPU}``."""
-    inner = unwrap_model(model)
-    return {
-        f"{name}.weight" if name else "weight": module.weight_mask.detach().bool().cpu().clone()
-        for name, module in inner.named_modules()
-        if hasattr(module, "weight_mask")
-    }
-
-
-def make_permanent(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Fold the masks into the weights (``prune.remove``) and return them; the model is a plain timm module again.
-
-    Example:
-        >>> masks = make_permanent(model)  # doctest: +SKIP
-        >>> all(float(model.model.get_parameter(n)[~m].abs().sum()) == 0 for n, m in masks.items())  # doctest: +SKIP
-        True
-    """
-    masks = current_masks(model)
-    inner = unwrap_model(model)
-    for pname in masks:
-        module_name, _, attr = pname.rpartition(".")
-        torch_prune.remove(inner.get_submodule(module_name), attr)
-    return masks
-
-
 def load_dense_weights(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     """Load a dense ``state_dict`` into a (possibly masked) model, keeping its masks: rewinding.
 
@@ -187,7 +135,8 @@ def load_dense_weights(model: nn.Module, state: dict[str, torch.Tensor]) -> None
 
 
 def mask_stats(model: nn.Module, layers: dict[str, nn.Module]) -> dict[str, object]:
-    """Achieved sparsity over the prunable weights (global and per layer) and over all parameters."""
+    """Achieved sparsity over the prunable weights (global and per layer) and over all parameters, and the layers
+    left with no weight at all (``emptied_layers``)."""
     per_layer: dict[str, float] = {}
     pruned = total = 0
     for name, module in layers.items():
@@ -204,6 +153,7 @@ def mask_stats(model: nn.Module, layers: dict[str, nn.Module]) -> dict[str, obje
         "params_nonzero": params - pruned,
         "sparsity_all_params": pruned / max(params, 1),
         "per_layer": per_layer,
+        "emptied_layers": sorted(name for name, fraction in per_layer.items() if fraction >= 1.0),
     }
 
 
@@ -230,8 +180,6 @@ def weight_prune(
         >>> sorted(set(round(v, 2) for v in rec.stats["per_layer"].values()))
         [0.5]
     """
-    if config.importance == "taylor":
-        raise PruningError("importance='taylor' is a channel score; for weights use 'robust' (|w * grad|).")
     inner = unwrap_model(model)
     adapter = get_adapter(inner, warn=False)
     layers = prunable_layers(inner, config)
@@ -239,6 +187,14 @@ def weight_prune(
     chosen = _choose_masks(scores, config.sparsity, config.scope or "global")
     apply_masks(inner, {f"{name}.weight": keep for name, keep in chosen.items()})
     size = adapter.fixed_input_size(inner) or (image_size, image_size)
+    stats = mask_stats(inner, layers)
+    if stats["emptied_layers"]:
+        warnings.warn(
+            f"Pruning {config.sparsity:.0%} of the weights with {config.scope} ranking removed every weight of "
+            f"{len(stats['emptied_layers'])} layer(s): {', '.join(stats['emptied_layers'])}; they no longer compute "
+            "anything. Use scope='layerwise' or a lower sparsity to keep every layer.",
+            stacklevel=2,
+        )
     return PruningRecord(
         structure="weight",
         sparsity=float(config.sparsity),
@@ -247,6 +203,6 @@ def weight_prune(
         model_args=adapter.model_args(inner),
         input_size=[adapter.in_chans(inner), *size],
         masks=current_masks(inner),
-        stats=mask_stats(inner, layers),
+        stats=stats,
         extra={"importance": config.importance, "scope": config.scope},
     )

@@ -1,0 +1,109 @@
+"""What a method returns (:class:`RobustifyResult`) and how a method measures its model (:func:`evaluate_for`).
+
+Example:
+    >>> import robust_prune as rp
+    >>> result = rp.robustify("test_resnet", method="dense", epochs=1, eval_n=16)  # doctest: +SKIP
+    >>> result.report.clean_accuracy  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from .config import RobustifyConfig
+from .data import DataBundle
+from .distributed import is_main_process
+from .evaluation import evaluate
+from .models import NormalizedModel
+from .pruning.record import PruningRecord
+from .report import RobustnessReport
+from .training import EpochStats
+
+__all__ = ["RobustifyResult", "evaluate_for"]
+
+
+def evaluate_for(model: nn.Module, bundle: DataBundle, config: RobustifyConfig, *, progress: bool) -> RobustnessReport:
+    """Evaluate ``model`` on ``bundle``'s test split with the report settings of ``config`` (attacks, steps,
+    points, seed) at the eps the run is reported at (:meth:`RobustifyConfig.budgets`)."""
+    _, eps = config.budgets(bundle.default_eps)
+    return evaluate(
+        model,
+        bundle,
+        attacks=config.eval_attacks,
+        eps=eps,
+        steps=config.eval_steps,
+        n=config.eval_n,
+        seed=config.seed,
+        progress=progress,
+    )
+
+
+@dataclass
+class RobustifyResult:
+    """What ``robustify()`` returns.
+
+    Attributes:
+        model: ready to use: normalisation inside, eval mode, pixel-space inputs in [0, 1]; it carries
+            ``record`` and ``report`` too.
+        report: the :class:`RobustnessReport` measured on the test split.
+        config: the full :class:`RobustifyConfig` of the run.
+        record: the :class:`PruningRecord` (structure ``"none"`` for dense and grown models).
+        history: per-epoch training statistics of every stage.
+        data: a JSON-able description of the data.
+        ticket_report: for ``method="iwi"``, the report of the pruned ticket before growth.
+    """
+
+    model: NormalizedModel
+    report: RobustnessReport
+    config: RobustifyConfig
+    record: PruningRecord
+    history: list[EpochStats] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    ticket_report: RobustnessReport | None = None
+
+    def __post_init__(self) -> None:
+        self.model.eval()
+        self.model.record = self.record
+        self.model.report = self.report
+
+    def save_pretrained(self, save_directory: str | os.PathLike[str]) -> Path:
+        """Write config.json, model.safetensors, report.json, report.md and a model card to a folder.
+
+        Under torchrun / accelerate launch only the main process writes.
+
+        Example:
+            >>> result.save_pretrained("out/resnet18-digits")  # doctest: +SKIP
+        """
+        from .hub import save_pretrained
+
+        if not is_main_process():
+            return Path(save_directory)
+        return save_pretrained(self, save_directory)
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        private: bool = False,
+        token: str | None = None,
+        revision: str | None = None,
+        commit_message: str | None = None,
+    ) -> str:
+        """Publish the model to the Hugging Face Hub in one commit; returns the commit URL (empty on the
+        non-main processes of a distributed run, which push nothing).
+
+        Example:
+            >>> result.push_to_hub("me/resnet18-digits-robust")  # doctest: +SKIP
+        """
+        from .hub import push_to_hub
+
+        if not is_main_process():
+            return ""
+        return push_to_hub(
+            self, repo_id, private=private, token=token, revision=revision, commit_message=commit_message
+        )

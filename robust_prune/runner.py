@@ -1,0 +1,220 @@
+"""The stage runner: every method runs its stages through one, which checkpoints them and resumes a killed run.
+
+``robustify(run_dir=..., resume=...)`` builds a :class:`StageRunner` and passes it to the method; without a run
+directory the runner simply runs each stage and writes nothing. A method names its stages (unique within the
+method: ``"pretrain"``, ``"prune"``, ``"round-2"``, ``"grow"``...) and
+
+- trains through :meth:`StageRunner.train`, which skips a finished stage (returning its stored history),
+  resumes the stage a checkpoint is in at its next epoch with optimizer, scheduler and RNG restored, or runs
+  it from epoch 0, checkpointing every ``checkpoint_every`` epochs;
+- asks :meth:`StageRunner.needs` before a stage that does not train (pruning, growth) and reports it done with
+  :meth:`StageRunner.finish_stage`, which checkpoints the model as it now is;
+- keeps small JSON facts (``extra=``) and tensor sets (:meth:`StageRunner.keep`, e.g. a lottery ticket's
+  rewind point) that must survive a resume: both are written with every later checkpoint.
+
+On resume, the first call restores the latest checkpoint's architecture (a channel-pruned record is replayed),
+masks and weights into the model (:meth:`StageRunner.restore`). The checkpoint format is
+:mod:`robust_prune.checkpoint`'s.
+
+Example:
+    >>> runner = StageRunner()          # no run directory: every stage runs, nothing is written
+    >>> runner.needs("prune"), runner.enabled
+    (True, False)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .checkpoint import RunDirectory, set_rng_state
+from .errors import CheckpointError, ConfigError
+from .pruning.masks import apply_masks
+from .pruning.record import PruningRecord
+from .training import EpochStats, train
+
+__all__ = ["StageRunner", "open_run_directory"]
+
+
+class StageRunner:
+    """What a method talks to: skips finished stages, resumes the current one, checkpoints as it goes.
+
+    Args:
+        run_dir: the run directory to checkpoint into (None: run every stage, write nothing).
+    """
+
+    def __init__(self, run_dir: RunDirectory | None = None) -> None:
+        self.run_dir = run_dir
+        self.resumed = run_dir.latest() if run_dir is not None else None
+        self.finished: list[str] = list(self.resumed.finished) if self.resumed else []
+        self.histories: dict[str, list[dict[str, Any]]] = dict(self.resumed.histories) if self.resumed else {}
+        self.record: PruningRecord | None = None
+        self.extra: dict[str, Any] = dict(self.resumed.extra) if self.resumed else {}
+        self._kept: dict[str, dict[str, torch.Tensor]] = self.resumed.kept() if self.resumed else {}
+        self._restored = False
+
+    @property
+    def enabled(self) -> bool:
+        """Whether stages are checkpointed (a run directory was given)."""
+        return self.run_dir is not None
+
+    def restore(self, model: nn.Module) -> PruningRecord | None:
+        """Put the latest checkpoint's architecture, masks and weights into ``model`` (in place), once.
+
+        Returns the checkpoint's pruning record (None on a fresh start, when ``model`` is left alone). A
+        channel-pruned checkpoint replaces ``model.model`` (the timm module inside a NormalizedModel) with the
+        rebuilt pruned architecture.
+        """
+        ckpt = self.resumed
+        if ckpt is None or self._restored:
+            return self.record
+        self._restored = True
+        record = PruningRecord.from_dict(ckpt.record, masks=ckpt.masks()) if ckpt.record else None
+        if record is not None and record.structure == "channel":
+            if not hasattr(model, "model"):
+                raise CheckpointError("A channel-pruned checkpoint can only be restored into a NormalizedModel.")
+            model.model = record.build().to(next(model.parameters()).device)
+        if record is not None and record.masks:
+            apply_masks(model, record.masks)
+        try:
+            model.load_state_dict(ckpt.model_state(), strict=True)
+        except RuntimeError as exc:
+            raise CheckpointError(
+                f"The weights in {ckpt.path} do not fit this model ({exc}). The run directory belongs to another model."
+            ) from exc
+        if record is not None and hasattr(model, "record"):
+            model.record = record
+        self.record = record
+        if ckpt.stage_finished:
+            set_rng_state(ckpt.train_state()["rng"])
+        return record
+
+    def needs(self, stage: str) -> bool:
+        """Whether ``stage`` still has to run (False once a checkpoint recorded it as finished)."""
+        return stage not in self.finished
+
+    def stage_history(self, stage: str) -> list[EpochStats]:
+        """The per-epoch statistics recorded for ``stage`` (empty when it has not trained)."""
+        return [EpochStats(**h) for h in self.histories.get(stage, [])]
+
+    def keep(self, name: str, tensors: Mapping[str, torch.Tensor]) -> None:
+        """Keep a tensor set across a resume (written with every later checkpoint); see :meth:`kept`."""
+        self._kept[name] = {k: v.detach().cpu().clone() for k, v in tensors.items()}
+
+    def kept(self, name: str) -> dict[str, torch.Tensor] | None:
+        """A tensor set given to :meth:`keep` in this run or before the resume (None if there is none)."""
+        return self._kept.get(name)
+
+    def train(
+        self,
+        model: nn.Module,
+        loader: Any,
+        *,
+        stage: str,
+        config: Any,
+        label: str | None = None,
+        on_epoch_end: Callable[..., None] | None = None,
+        **kwargs: Any,
+    ) -> list[EpochStats]:
+        """:func:`robust_prune.training.train` for one named stage, skipping, resuming or checkpointing it.
+
+        Args:
+            model, loader, config: as for :func:`robust_prune.training.train`.
+            stage: the stage's checkpoint name (unique within the method).
+            label: the name shown in progress bars and statistics (default ``stage``).
+            on_epoch_end: called after each epoch like ``train``'s hook, before the epoch is checkpointed.
+            **kwargs: passed to ``train`` (eps, seed, progress, accelerator).
+        """
+        self.restore(model)
+        if not self.needs(stage):
+            return self.stage_history(stage)
+        start_epoch, resume_state = 0, None
+        ckpt = self.resumed
+        if ckpt is not None and ckpt.stage == stage and not ckpt.stage_finished:
+            start_epoch = ckpt.epoch
+            resume_state = ckpt.train_state()
+            set_rng_state(resume_state["rng"])
+        previous = self.stage_history(stage) if start_epoch else []
+        every = config.checkpoint_every
+
+        def checkpoint(epoch: int, plain: nn.Module, optimizer: Any, scheduler: Any, history: list[Any]) -> None:
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, plain, optimizer, scheduler, history)
+            done = epoch + 1
+            self.histories[stage] = [h.to_dict() for h in previous + history]
+            if self.run_dir is None or done == config.epochs or done % every:
+                return
+            self._save(stage=stage, epoch=done, stage_finished=False, model=plain, optimizer=optimizer,
+                       scheduler=scheduler)  # fmt: skip
+
+        history = train(
+            model, loader, config=config, stage=label or stage, start_epoch=start_epoch,
+            resume_state=resume_state, on_epoch_end=checkpoint, **kwargs,
+        )  # fmt: skip
+        self.finish_stage(stage, model)
+        return previous + history
+
+    def finish_stage(
+        self,
+        stage: str,
+        model: nn.Module,
+        *,
+        record: PruningRecord | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record that ``stage`` finished, with the model (and its pruning record) as it now is."""
+        if record is not None:
+            self.record = record
+        if extra:
+            self.extra.update(extra)
+        if stage not in self.finished:
+            self.finished.append(stage)
+        self.histories.setdefault(stage, [])
+        self._save(stage=stage, epoch=-1, stage_finished=True, model=model)
+
+    def _save(self, *, stage: str, epoch: int, stage_finished: bool, model: nn.Module, **train_state: Any) -> None:
+        if self.run_dir is None:
+            return
+        self.run_dir.save(
+            stage=stage, epoch=epoch, stage_finished=stage_finished, finished=self.finished,
+            histories=self.histories, model=model, record=self.record, extra=self.extra, kept=self._kept,
+            **train_state,
+        )  # fmt: skip
+
+
+def open_run_directory(
+    run_dir: str | os.PathLike[str] | None,
+    resume: str | os.PathLike[str] | bool | None,
+    config: Any,
+    model: nn.Module | None = None,
+    bundle: Any = None,
+) -> RunDirectory | None:
+    """The :class:`~robust_prune.checkpoint.RunDirectory` for ``robustify(run_dir=..., resume=...)``, started
+    (None when neither is given).
+
+    ``resume`` is a run directory, or True to continue ``run_dir``. The model's architecture and the
+    data's description are part of the fingerprint, so a directory of another model or data is refused.
+    """
+    if resume is not None and resume is not False and not isinstance(resume, bool):
+        if run_dir is not None and Path(run_dir) != Path(resume):
+            raise ConfigError(f"run_dir={run_dir} and resume={resume} name different folders; pass one of them.")
+        run_dir = resume
+    if resume is True and run_dir is None:
+        raise ConfigError("resume=True needs run_dir= (or pass the run directory as resume=).")
+    if run_dir is None:
+        return None
+    identity: dict[str, Any] = {}
+    if bundle is not None and hasattr(bundle, "spec"):
+        identity["data"] = bundle.spec()
+    if model is not None:
+        inner = getattr(model, "model", model)
+        identity["model"] = getattr(inner, "default_cfg", {}).get("architecture") or type(inner).__name__
+        identity["parameters"] = sum(p.numel() for p in model.parameters())
+    directory = RunDirectory(run_dir, config, resume=bool(resume), identity=identity)
+    directory.start()
+    return directory
