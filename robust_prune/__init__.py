@@ -5,7 +5,8 @@ adversarial pruning, lottery tickets with rewinding, and inverse weights inherit
 
 Example:
     >>> import timm, robust_prune as rp
-    >>> result = rp.robustify(timm.create_model("resnet18", num_classes=10), method="prune", sparsity=0.5)
+    >>> model = timm.create_model("resnet18", num_classes=10)
+    >>> result = rp.robustify(model, method="prune", sparsity=0.5)  # doctest: +SKIP
     >>> print(result.report)  # doctest: +SKIP
 """
 

@@ -271,8 +271,8 @@ class RunDirectory:
         write_safetensors(tmp / "model.safetensors", model.state_dict(), metadata={"format": "pt"})
         if masks:
             write_safetensors(tmp / "masks.safetensors", {k: v.to(torch.uint8) for k, v in masks.items()})
-        for name, tensors in (kept or {}).items():
-            write_safetensors(tmp / f"kept-{name}.safetensors", dict(tensors))
+        for kept_name, tensors in (kept or {}).items():
+            write_safetensors(tmp / f"kept-{kept_name}.safetensors", dict(tensors))
         state: dict[str, Any] = {"rng": rng_state()}
         if optimizer is not None:
             state["optimizer"] = optimizer.state_dict()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import types
 import typing
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,9 +27,9 @@ __all__ = ["main", "build_parser"]
 
 def _cli_type(option: Option) -> tuple[Any, dict[str, Any]]:
     """argparse settings for an option, from the type of the config field it sets."""
-    hint = field_type(option)
-    args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
-    base = args[0]
+    base = field_type(option)
+    if isinstance(base, types.UnionType):  # ``int | None``: the option's own type
+        base = next(a for a in typing.get_args(base) if a is not type(None))
     if base is bool:
         return None, {"action": argparse.BooleanOptionalAction}
     if typing.get_origin(base) is tuple:

@@ -38,6 +38,11 @@ def main() -> None:
     parser.add_argument("--method", default="prune")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--finetune-epochs", type=int, default=1)
+    parser.add_argument("--grow-epochs", type=int, default=1)
+    parser.add_argument("--structure", default="channel")
+    parser.add_argument("--sparsity", type=float, default=0.5)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--rewind-epoch", type=int, default=0)
     parser.add_argument("--n-train", type=int, default=96)
     parser.add_argument("--n-test", type=int, default=45)
     parser.add_argument("--delay", type=float, default=0.0)
@@ -76,7 +81,9 @@ def main() -> None:
         seed=0,
         pretrain=rp.TrainConfig(epochs=args.epochs, attack=attack, lr=0.05),
         finetune=rp.TrainConfig(epochs=args.finetune_epochs, attack=attack, lr=0.025),
-        prune=rp.PruneConfig(sparsity=0.5),
+        grow_train=rp.TrainConfig(epochs=args.grow_epochs, attack=attack, lr=0.05),
+        prune=rp.PruneConfig(sparsity=args.sparsity, structure=args.structure, rounds=args.rounds,
+                             rewind_epoch=args.rewind_epoch),  # fmt: skip
         eval_steps=3,
         eval_attacks=tuple(a for a in args.eval_attacks.split(",") if a),
     )

@@ -15,8 +15,8 @@ from torch.utils.data import DataLoader, TensorDataset
 import robust_prune.runner as runner_module
 from robust_prune import AttackConfig, RobustifyConfig, TrainConfig
 from robust_prune.checkpoint import RunDirectory, config_fingerprint
-from robust_prune.runner import StageRunner
 from robust_prune.errors import CheckpointError, RunDirectoryMismatchError, TrainingDivergedError
+from robust_prune.runner import StageRunner
 
 torch.set_num_threads(1)
 

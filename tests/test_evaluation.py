@@ -16,8 +16,8 @@ from robust_prune.cli import build_parser
 from robust_prune.evaluation import evaluate
 from robust_prune.measure import channel_ratio
 from robust_prune.models import NormalizedModel
-from robust_prune.report import RobustnessReport, wilson_interval
 from robust_prune.pruning.record import PruningRecord
+from robust_prune.report import RobustnessReport, wilson_interval
 
 torch.set_num_threads(1)
 

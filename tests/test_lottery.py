@@ -12,10 +12,10 @@ from robust_prune.methods import get_method
 from robust_prune.methods.lottery import find_ticket
 from robust_prune.pruning import rebuild_model
 from robust_prune.pruning.lottery import rewind, round_sparsities, rounds_for_rate
-from robust_prune.runner import StageRunner
-from robust_prune.pruning.structured import channel_prune
 from robust_prune.pruning.masks import current_masks
+from robust_prune.pruning.structured import channel_prune
 from robust_prune.pruning.unstructured import weight_prune
+from robust_prune.runner import StageRunner
 
 
 def _config(structure: str = "weight", **prune: object) -> RobustifyConfig:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 import pytest
 import timm
 import torch
 
+import robust_prune as rp
 from robust_prune import AttackConfig, PruneConfig, TrainConfig
 from robust_prune.errors import ConfigError, PruningError
 from robust_prune.models import NormalizedModel
@@ -124,3 +126,19 @@ def test_gradient_importances_fit_one_structure_each() -> None:
         PruneConfig(sparsity=0.5, structure="channel", importance="robust")
     with pytest.raises(ConfigError, match="use 'taylor'"):
         prune(_model(), 0.5, importance="robust")
+
+
+def test_layers_pruned_to_nothing_are_listed_and_warned_about() -> None:
+    model = NormalizedModel.from_timm(timm.create_model("resnet10t", num_classes=10))
+    with pytest.warns(UserWarning, match=r"removed every weight of \d+ layer"):
+        record = prune(model, 0.999, structure="weight", scope="global").record
+    emptied = record.stats["emptied_layers"]
+    assert emptied and all(not record.masks[name].any() for name in emptied)  # not one weight kept
+    make_permanent(model)
+    report = rp.evaluate(model, "digits", attacks=(), n=16, latency=False, sanity=False, progress=False)
+    assert [f"{name}.weight" for name in report.emptied_layers] == emptied
+    assert f"layers pruned to 100% | {len(emptied)}:" in report.to_markdown()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same sparsity per layer empties nothing: no warning
+        layerwise = prune(timm.create_model("resnet10t", num_classes=10), 0.999, structure="weight", scope="layerwise")
+    assert layerwise.record.stats["emptied_layers"] == []

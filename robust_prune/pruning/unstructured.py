@@ -190,9 +190,9 @@ def weight_prune(
     stats = mask_stats(inner, layers)
     if stats["emptied_layers"]:
         warnings.warn(
-            f"Pruning {config.sparsity:.0%} of the weights with {config.scope} ranking removed every weight of "
-            f"{len(stats['emptied_layers'])} layer(s): {', '.join(stats['emptied_layers'])}; they no longer compute "
-            "anything. Use scope='layerwise' or a lower sparsity to keep every layer.",
+            f"Pruning a fraction {config.sparsity:g} of the weights with {config.scope} ranking removed every "
+            f"weight of {len(stats['emptied_layers'])} layer(s): {', '.join(stats['emptied_layers'])}; they no longer "
+            "compute anything. Use scope='layerwise' or a lower sparsity to keep every layer.",
             stacklevel=2,
         )
     return PruningRecord(
