@@ -23,27 +23,26 @@ from torch import nn
 
 from .config import AttackConfig
 from .errors import ConfigError
+from .models import eval_mode
 
 __all__ = ["build_attack", "run_attack", "run_attack_detailed", "preserve_state"]
 
 
 @contextlib.contextmanager
 def preserve_state(model: nn.Module, *, seed: int | None = None) -> Iterator[None]:
-    """Restore the global RNG, parameter gradients and per-module train flags on exit.
+    """Run the block with ``model`` in eval mode; restore the global RNG, parameter gradients and every module's
+    train/eval flag on exit.
 
     With ``seed``, the body runs under ``torch.manual_seed(seed)`` on a forked generator.
     """
-    modes = [(m, m.training) for m in model.modules()]
     grads = [(p, None if p.grad is None else p.grad.detach().clone()) for p in model.parameters()]
     devices = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
-    with torch.random.fork_rng(devices=devices):
+    with torch.random.fork_rng(devices=devices), eval_mode(model):
         if seed is not None:
             torch.manual_seed(seed)
         try:
             yield
         finally:
-            for module, mode in modes:
-                module.training = mode
             for param, grad in grads:
                 param.grad = grad
 
@@ -97,7 +96,6 @@ def run_attack_detailed(
     """
     info: dict[str, Any] = {}
     with preserve_state(model, seed=config.seed):
-        model.eval()
         attack = build_attack(model, config)
         attack.set_model_training_mode(model_training=False)
         restarts = config.restarts if config.name == "pgd" else 1

@@ -171,7 +171,6 @@ def output_change(
     if x_adv is None:
         x_adv = run_attack(model, x, y, AttackConfig(name="pgd", norm=norm, eps=eps, steps=steps, seed=seed))
     with preserve_state(model), torch.no_grad():
-        model.eval()
         clean = model(x)
         rand = model((x + _random_delta(x, eps, norm, generator)).clamp(0, 1))
         adv = model(x_adv)
@@ -203,7 +202,6 @@ def activation_flips(model: nn.Module, x: torch.Tensor, x_perturbed: torch.Tenso
             handles.append(module.register_forward_pre_hook(hook(name)))
     try:
         with preserve_state(model), torch.no_grad():
-            model.eval()
             model(x)
             model(x_perturbed)
     finally:

@@ -27,7 +27,14 @@ from .models import eval_mode
 if TYPE_CHECKING:
     from .pruning.record import PruningRecord
 
-__all__ = ["channel_ratio", "count_macs_params", "emptied_layers", "measure_latency", "weight_sparsity"]
+__all__ = [
+    "channel_ratio",
+    "count_macs_params",
+    "emptied_layers",
+    "measure_latency",
+    "size_stats",
+    "weight_sparsity",
+]
 
 
 def count_macs_params(model: nn.Module, example_inputs: torch.Tensor) -> tuple[int, int]:
@@ -47,6 +54,23 @@ def count_macs_params(model: nn.Module, example_inputs: torch.Tensor) -> tuple[i
             with counter:
                 model(example_inputs)
     return int(counter.get_total_flops() // 2), sum(p.numel() for p in model.parameters())
+
+
+def size_stats(macs_before: int, params_before: int, macs_after: int, params_after: int) -> dict[str, float]:
+    """MACs and parameters before and after pruning, and their ratios (what a channel record's ``stats`` hold).
+
+    Example:
+        >>> size_stats(100, 10, 25, 5)["macs_ratio"]
+        0.25
+    """
+    return {
+        "macs_before": macs_before,
+        "macs_after": macs_after,
+        "macs_ratio": macs_after / max(macs_before, 1),
+        "params_before": params_before,
+        "params_after": params_after,
+        "params_ratio": params_after / max(params_before, 1),
+    }
 
 
 def weight_sparsity(model: nn.Module) -> tuple[float, dict[str, float]]:

@@ -124,7 +124,6 @@ def check_input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, 
     underflows to exactly zero on confidently classified points without any masking.
     """
     with preserve_state(model):
-        model.eval()
         xr = x.clone().detach().requires_grad_(True)
         logits = model(xr)
         true = logits.gather(1, y.view(-1, 1)).squeeze(1)
@@ -144,7 +143,6 @@ def check_input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, 
 def check_deterministic(model: nn.Module, x: torch.Tensor) -> SanityCheck:
     """Two forward passes in eval mode give the same logits (a randomised model needs EOT attacks)."""
     with preserve_state(model), torch.no_grad():
-        model.eval()
         a, b = model(x), model(x)
     diff = float((a - b).abs().max()) if a.numel() else 0.0
     ok = diff <= 1e-5

@@ -77,7 +77,6 @@ def _adversarial_examples(
         return run_attack(model, images, labels, attack)
     eps = float(attack.eps)  # type: ignore[arg-type]
     with preserve_state(model, seed=attack.seed):
-        model.eval()
         if objective == "fgsm-rs":  # Wong et al. 2020: random start, one step of 1.25 eps
             adversary = torchattacks.FFGSM(model, eps=eps, alpha=1.25 * eps)
         else:  # trades: maximise the KL divergence to the clean prediction

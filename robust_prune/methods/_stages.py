@@ -10,10 +10,13 @@ from torch import nn
 
 from ..config import GRADIENT_IMPORTANCES, RobustifyConfig
 from ..data import DataBundle
+from ..models import NormalizedModel
 from ..pruning.record import PruningRecord
+from ..result import RobustifyResult, evaluate_for
+from ..runner import StageRunner
 from ..training import EpochStats, adversarial_loss
 
-__all__ = ["IMPORTANCE_BATCHES", "Ticket", "importance_loss"]
+__all__ = ["IMPORTANCE_BATCHES", "Ticket", "importance_loss", "measured_ticket"]
 
 IMPORTANCE_BATCHES = 4  # training batches whose loss gradients score channels (taylor) or weights (robust)
 
@@ -49,3 +52,19 @@ def importance_loss(bundle: DataBundle, config: RobustifyConfig) -> Callable[[nn
         return total / IMPORTANCE_BATCHES
 
     return loss_fn
+
+
+def measured_ticket(
+    make_ticket: Callable[..., Ticket],
+    model: NormalizedModel,
+    bundle: DataBundle,
+    config: RobustifyConfig,
+    *,
+    runner: StageRunner,
+    progress: bool,
+) -> RobustifyResult:
+    """Make a ticket with ``make_ticket`` (a method's ``ticket`` function), then evaluate it: the whole run of the
+    methods whose result is the ticket itself (``prune``, ``lottery``)."""
+    made = make_ticket(model, bundle, config, runner=runner, progress=progress)
+    report = evaluate_for(model, bundle, config, progress=progress)
+    return RobustifyResult(model, report, config, made.record, made.history, bundle.spec())

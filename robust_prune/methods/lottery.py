@@ -47,10 +47,10 @@ from ..pruning.masks import make_permanent
 from ..pruning.record import PruningRecord
 from ..pruning.structured import channel_prune
 from ..pruning.unstructured import weight_prune
-from ..result import RobustifyResult, evaluate_for
+from ..result import RobustifyResult
 from ..runner import StageRunner
 from . import register_method
-from ._stages import Ticket, importance_loss
+from ._stages import Ticket, importance_loss, measured_ticket
 
 __all__ = ["LotteryTicket", "find_ticket", "run", "ticket"]
 
@@ -219,6 +219,4 @@ def run(
     model: NormalizedModel, bundle: DataBundle, config: RobustifyConfig, *, runner: StageRunner, progress: bool
 ) -> RobustifyResult:
     """:func:`ticket`, then evaluate it."""
-    made = ticket(model, bundle, config, runner=runner, progress=progress)
-    report = evaluate_for(model, bundle, config, progress=progress)
-    return RobustifyResult(model, report, config, made.record, made.history, bundle.spec())
+    return measured_ticket(ticket, model, bundle, config, runner=runner, progress=progress)

@@ -8,10 +8,10 @@ from ..data import DataBundle
 from ..models import NormalizedModel
 from ..pruning import prune
 from ..pruning.masks import make_permanent
-from ..result import RobustifyResult, evaluate_for
+from ..result import RobustifyResult
 from ..runner import StageRunner
 from . import register_method
-from ._stages import Ticket, importance_loss
+from ._stages import Ticket, importance_loss, measured_ticket
 
 __all__ = ["run", "ticket"]
 
@@ -53,6 +53,4 @@ def run(
     model: NormalizedModel, bundle: DataBundle, config: RobustifyConfig, *, runner: StageRunner, progress: bool
 ) -> RobustifyResult:
     """:func:`ticket`, then evaluate it."""
-    made = ticket(model, bundle, config, runner=runner, progress=progress)
-    report = evaluate_for(model, bundle, config, progress=progress)
-    return RobustifyResult(model, report, config, made.record, made.history, bundle.spec())
+    return measured_ticket(ticket, model, bundle, config, runner=runner, progress=progress)

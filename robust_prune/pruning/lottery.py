@@ -23,6 +23,7 @@ from robust_prune.adapters import unwrap_model
 
 from ..config import PruneConfig
 from ..errors import ConfigError
+from ..measure import size_stats
 from .record import PruningRecord, replay_history
 from .unstructured import load_dense_weights
 
@@ -87,16 +88,8 @@ def merge_channel_records(
         history=[*(previous.history if previous else []), *new.history],
         module_attrs={**(previous.module_attrs if previous else {}), **new.module_attrs},
     )
-    macs0, params0 = first.stats["macs_before"], first.stats["params_before"]
-    merged.stats = {
-        "macs_before": macs0,
-        "macs_after": macs_after,
-        "macs_ratio": macs_after / max(macs0, 1),
-        "params_before": params0,
-        "params_after": params_after,
-        "params_ratio": params_after / max(params0, 1),
-        "sparsity": 1.0 - params_after / max(params0, 1),
-    }
+    stats = size_stats(first.stats["macs_before"], first.stats["params_before"], macs_after, params_after)
+    merged.stats = {**stats, "sparsity": 1.0 - stats["params_ratio"]}
     return merged
 
 

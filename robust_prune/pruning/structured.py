@@ -16,7 +16,7 @@ from torch import nn
 from robust_prune.adapters import Adapter, get_adapter, unwrap_model
 
 from ..errors import PruningError
-from ..measure import count_macs_params
+from ..measure import count_macs_params, size_stats
 from ..models import eval_mode
 from .record import PruningRecord, quiet_unwrapped_parameters
 
@@ -140,12 +140,5 @@ def _channel_prune(
         input_size=list(example.shape[1:]),
         history=history,
         module_attrs=module_attrs,
-        stats={
-            "macs_before": macs0,
-            "macs_after": macs1,
-            "macs_ratio": macs1 / max(macs0, 1),
-            "params_before": params0,
-            "params_after": params1,
-            "params_ratio": params1 / max(params0, 1),
-        },
+        stats=size_stats(macs0, params0, macs1, params1),
     )
