@@ -88,30 +88,14 @@ class _Runner:
         self._dense: dict[int, Any] = {}
         self._bundles: dict[int, Any] = {}
 
-    def train(self, epochs: int, lr: float, adversarial: bool = True) -> Any:
-        from robust_prune import AttackConfig, TrainConfig
+    def config(self, method: str, seed: int, **options: Any) -> Any:
+        """The cell's config: the budget's training options, overridden by the cell's own ``options``."""
+        from robust_prune.options import build_config
 
-        return TrainConfig(
-            epochs=epochs,
-            lr=lr,
-            objective="pgd-at" if adversarial else "clean",
-            attack=AttackConfig(steps=self.b.train_steps),
-        )
-
-    def config(self, method: str, seed: int, **kw: Any) -> Any:
-        from robust_prune import RobustifyConfig
-
-        kw.setdefault("pretrain", self.train(self.b.pretrain_epochs, self.b.lr))
-        kw.setdefault("finetune", self.train(self.b.finetune_epochs, self.b.finetune_lr))
-        return RobustifyConfig(
-            method=method,
-            data=self.b.dataset,
-            seed=seed,
-            eval_attacks=("pgd",),
-            eval_steps=20,
-            eval_n=self.b.eval_n,
-            **kw,
-        )
+        b = self.b
+        budget = dict(epochs=b.pretrain_epochs, lr=b.lr, finetune_epochs=b.finetune_epochs, finetune_lr=b.finetune_lr,
+                      train_steps=b.train_steps, eval_attacks=("pgd",), eval_steps=20, eval_n=b.eval_n)  # fmt: skip
+        return build_config(method=method, data=b.dataset, seed=seed, **{**budget, **options})
 
     def bundle(self, seed: int) -> Any:
         from robust_prune.api import prepare
@@ -125,7 +109,7 @@ class _Runner:
         import robust_prune as rp
 
         if seed not in self._dense:
-            cfg = dataclasses.replace(self.config("dense", seed), eval_attacks=())
+            cfg = self.config("dense", seed, eval_attacks=())
             self._dense[seed] = rp.robustify(
                 self.b.model, self.b.dataset, data_dir=self.data_dir, config=cfg, progress=self.progress
             ).model
@@ -204,8 +188,6 @@ def _wilson(p: float, n: int) -> tuple[float, float]:
 
 def build_cells(budget: Budget, seeds: int, runner: _Runner) -> list[Cell]:
     """The grid, seed-major so that each seed's shared dense model is trained once."""
-    from robust_prune import PruneConfig
-
     b, r = budget, runner
     cells: list[Cell] = []
 
@@ -227,43 +209,24 @@ def build_cells(budget: Budget, seeds: int, runner: _Runner) -> list[Cell]:
                 "none",
                 0.0,
                 seed,
-                r.config("dense", seed, pretrain=r.train(b.finetune_epochs, b.finetune_lr)),
+                r.config("dense", seed, epochs=b.finetune_epochs, lr=b.finetune_lr),
                 shared=True,
             )
             for structure in b.structures:
                 for s in (x for x in b.sparsities if x > 0):
-                    prune = PruneConfig(sparsity=s, structure=structure)
-                    add(
-                        "f1",
-                        "prune",
-                        structure,
-                        s,
-                        seed,
-                        r.config("prune", seed, pretrain=r.train(0, b.lr), prune=prune),
-                        shared=True,
-                    )
+                    cfg = r.config("prune", seed, epochs=0, sparsity=s, structure=structure)
+                    add("f1", "prune", structure, s, seed, cfg, shared=True)
         if "f2" in b.findings:
             for s in b.lottery_sparsities:
                 for name, reinit, adv in LOTTERY_VARIANTS:
-                    prune = PruneConfig(
-                        sparsity=s,
-                        structure="weight",
-                        rounds=b.lottery_rounds,
-                        rewind_epoch=b.rewind_epoch,
-                        reinit=reinit,
-                        adversarial=adv,
-                    )
-                    add("f2", name, "weight", s, seed, r.config("lottery", seed, prune=prune))
+                    cfg = r.config("lottery", seed, sparsity=s, structure="weight", rounds=b.lottery_rounds,
+                                   rewind_epoch=b.rewind_epoch, reinit=reinit, adversarial=adv)  # fmt: skip
+                    add("f2", name, "weight", s, seed, cfg)
         if "f3" in b.findings:
-            iwi = r.config(
-                "iwi",
-                seed,
-                grow_train=r.train(b.grow_epochs, b.finetune_lr),
-                ticket_method="prune",
-                prune=PruneConfig(sparsity=b.iwi_sparsity, structure="channel"),
-            )
+            iwi = r.config("iwi", seed, grow_epochs=b.grow_epochs, grow_lr=b.finetune_lr, ticket_method="prune",
+                           sparsity=b.iwi_sparsity, structure="channel")  # fmt: skip
             add("f3", "iwi", "channel", b.iwi_sparsity, seed, iwi)
-            add("f3", "dense", "none", 0.0, seed, r.config("dense", seed, pretrain=r.train(iwi.total_epochs(), b.lr)))
+            add("f3", "dense", "none", 0.0, seed, r.config("dense", seed, epochs=iwi.total_epochs()))
     return cells
 
 

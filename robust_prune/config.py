@@ -48,6 +48,10 @@ GROW_INITS = ("zero-out", "zero", "random")
 DEFAULT_LR = {"pgd-at": 0.05, "trades": 0.02, "fgsm-rs": 0.05, "clean": 0.05}
 # Fine-tuning a trained (pruned) model starts at this fraction of the training learning rate.
 FINETUNE_LR_FACTOR = 0.5
+# The training adversary's constructor arguments: PGD-5 (AttackConfig's own 10 steps are an evaluation budget).
+TRAIN_ATTACK = {"steps": 5}
+# Each training stage of a run, as TrainConfig constructor arguments (the rest are TrainConfig's defaults).
+STAGES = {"pretrain": {"epochs": 6}, "finetune": {"epochs": 3}, "grow_train": {"epochs": 3}}
 
 T = TypeVar("T", bound="_JsonConfig")
 
@@ -173,7 +177,7 @@ class TrainConfig(_JsonConfig):
 
     epochs: int = 6
     objective: str = "pgd-at"
-    attack: AttackConfig = field(default_factory=lambda: AttackConfig(steps=5))
+    attack: AttackConfig = field(default_factory=lambda: AttackConfig(**TRAIN_ATTACK))
     lr: float | None = None
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -279,8 +283,8 @@ class PruneConfig(_JsonConfig):
         return (1.0 - self.sparsity) ** (1.0 / self.rounds)
 
 
-def _stage(epochs: int) -> TrainConfig:
-    return TrainConfig(epochs=epochs)
+def _stage(name: str) -> TrainConfig:
+    return TrainConfig(**STAGES[name])
 
 
 @dataclass(frozen=True)
@@ -315,9 +319,9 @@ class RobustifyConfig(_JsonConfig):
     method: str = "prune"
     data: str = "digits"
     seed: int = 0
-    pretrain: TrainConfig = field(default_factory=lambda: _stage(6))
-    finetune: TrainConfig = field(default_factory=lambda: _stage(3))
-    grow_train: TrainConfig = field(default_factory=lambda: _stage(3))
+    pretrain: TrainConfig = field(default_factory=lambda: _stage("pretrain"))
+    finetune: TrainConfig = field(default_factory=lambda: _stage("finetune"))
+    grow_train: TrainConfig = field(default_factory=lambda: _stage("grow_train"))
     prune: PruneConfig = field(default_factory=PruneConfig)
     ticket_method: str = "prune"
     grow_init: str = "zero-out"

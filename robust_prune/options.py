@@ -21,16 +21,13 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from .config import AttackConfig, PruneConfig, RobustifyConfig, TrainConfig
+from .config import STAGES, TRAIN_ATTACK, AttackConfig, PruneConfig, RobustifyConfig, TrainConfig
 from .errors import ConfigError
 
 __all__ = ["OPTIONS", "Option", "build_config", "config_paths", "option_default"]
 
-_STAGES = ("pretrain", "finetune", "grow_train")
-
-
 def _every_stage(field: str) -> tuple[str, ...]:
-    return tuple(f"{stage}.{field}" for stage in _STAGES)
+    return tuple(f"{stage}.{field}" for stage in STAGES)
 
 
 @dataclass(frozen=True)
@@ -145,11 +142,6 @@ def field_type(option: Option) -> Any:
     return typing.get_type_hints(cls)[leaf]
 
 
-def _replace(obj: Any, overrides: dict[str, Any]) -> Any:
-    changes = {k: _replace(getattr(obj, k), v) if isinstance(v, dict) else v for k, v in overrides.items()}
-    return dataclasses.replace(obj, **changes)
-
-
 def build_config(*, config: RobustifyConfig | None = None, data: str = "digits", **options: Any) -> RobustifyConfig:
     """The :class:`RobustifyConfig` of the given flat options (None means "the default").
 
@@ -179,21 +171,16 @@ def build_config(*, config: RobustifyConfig | None = None, data: str = "digits",
             f"attack= and {', '.join(attack_fields)} both set the training attack: put "
             f"{', '.join(attack_fields)} into the AttackConfig, or drop attack=."
         )
+    # The constructor arguments of the default config, with the options on top: every config is then built by
+    # its own constructor, so a default that depends on an option (PruneConfig's scope follows the structure,
+    # the learning rates follow the objective) sees the option.
     tree: dict[str, Any] = {"data": data}
+    tree.update({stage: {**kwargs, "attack": dict(TRAIN_ATTACK)} for stage, kwargs in STAGES.items()})
     for name, value in given.items():
         for path in _BY_NAME[name].paths:
             *parents, leaf = path.split(".")
             node = tree
             for part in parents:
                 node = node.setdefault(part, {})
-            node[leaf] = tuple(value) if isinstance(value, list) else value
-    # Start from the dataclasses' own defaults, before RobustifyConfig fills in the learning rates, so that
-    # a learning rate that depends on an option (the objective) follows the option.
-    defaults = {
-        f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        for f in dataclasses.fields(RobustifyConfig)
-    }
-    values = {
-        k: _replace(defaults[k], v) if isinstance(v, dict) and k in _NESTED else v for k, v in tree.items()
-    }
-    return RobustifyConfig(**{**defaults, **values})
+            node[leaf] = value
+    return RobustifyConfig.from_dict(tree)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 import robust_prune as rp
 from robust_prune import methods
 from robust_prune.cli import build_parser, main
-from robust_prune.config import OBJECTIVES, RobustifyConfig
+from robust_prune.config import FINETUNE_LR_FACTOR, OBJECTIVES, AttackConfig, PruneConfig, RobustifyConfig, TrainConfig
 from robust_prune.errors import ConfigError
 from robust_prune.methods._stages import IMPORTANCE_BATCHES, importance_loss
 from robust_prune.options import OPTIONS, build_config, config_paths
@@ -70,6 +70,15 @@ def test_flags_set_the_fields_they_name(capsys: pytest.CaptureFixture[str]) -> N
     assert cfg == build_config(weight_decay=0.001, finetune_lr=0.003, eps=0.2, train_steps=3, adversarial=False,
                                eval_attacks=("pgd", "fgsm"), round_to=8, attack_seed=4, objective="trades",
                                grow_epochs=5, eval_n=40)  # fmt: skip
+
+
+def test_defaults_that_depend_on_an_option_follow_it() -> None:
+    """An option must reach the dataclass before its defaults are resolved (weight pruning ranks globally)."""
+    assert build_config(structure="weight").prune == PruneConfig(structure="weight")
+    assert build_config(structure="weight").prune.scope == "global"
+    trades = build_config(objective="trades", eps=0.2)
+    assert trades.pretrain == TrainConfig(objective="trades", attack=AttackConfig(eps=0.2, steps=5), lr=0.02)
+    assert trades.finetune.lr == 0.02 * FINETUNE_LR_FACTOR and trades.grow_train.lr == 0.02
 
 
 def test_options_beside_a_config_are_refused_not_ignored() -> None:
