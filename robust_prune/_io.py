@@ -83,13 +83,18 @@ def replaced_folder(target: str | os.PathLike[str], *, owned: Collection[str]) -
         ['a.txt']
     """
     target = Path(target).absolute()
+    if target.is_symlink():  # replace the folder the link points to, not the link
+        target = target.resolve()
     if target.exists() and not target.is_dir():
         raise ConfigError(f"{target} is a file; save into a folder (a new or robust_prune-written one).")
     if target.exists() and (Path.cwd() == target or target in Path.cwd().parents):
         raise ConfigError(f"{target} holds the current working directory; save into a folder of its own.")
     target.parent.mkdir(parents=True, exist_ok=True)
     _recover(target)
-    staged = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
+    staged = target.parent / f".{target.name}.saving-{uuid.uuid4().hex[:12]}"
+    staged.mkdir()  # (not mkdtemp: the folder gets the usual permissions, or the old folder's)
+    if target.exists():
+        shutil.copymode(target, staged)
     try:
         yield staged
         if target.exists():
