@@ -171,16 +171,18 @@ def download_folder(
     Example:
         >>> folder = download_folder("me/resnet10t-digits-robust", revision="main")  # doctest: +SKIP
     """
-    from huggingface_hub import hf_hub_download, snapshot_download
+    from huggingface_hub import snapshot_download
 
     validate_repo_id(repo_id)
     where = {"token": token, "cache_dir": cache_dir, "local_files_only": local_files_only}
     with _hub_errors("download", repo_id, token if isinstance(token, str) else None, revision):
-        config = Path(hf_hub_download(repo_id, "config.json", revision=revision, **where))
+        folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=["config.json"], **where))
+    if not (folder / "config.json").is_file():
+        raise NotARobustPruneFolderError(f"{repo_id} has no config.json: it does not hold a robust_prune model.")
     if check_config is not None:
-        check_config(config)
-    # the cache keeps a file at snapshots/<commit>/<name>: fetch the rest from exactly that commit
-    commit = config.parent.name if _COMMIT.match(config.parent.name) else revision
+        check_config(folder / "config.json")
+    # the snapshot folder is named after the commit it holds: fetch the rest from exactly that commit
+    commit = folder.name if _COMMIT.match(folder.name) else revision
     with _hub_errors("download", repo_id, token if isinstance(token, str) else None, revision):
         folder = Path(snapshot_download(repo_id, revision=commit, allow_patterns=list(FOLDER_FILES), **where))
     if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
