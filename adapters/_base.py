@@ -155,6 +155,8 @@ class Adapter:
         priority: adapters are tried in descending priority, so one that serves part of a module
             (e.g. Res2Net blocks inside ``timm.models.resnet``) is asked before the module's own adapter.
         examples: small models this adapter is verified on (tests, zoo benchmark).
+        recorded_attrs: the module attributes ``after_prune`` may set (and the record replays); a saved model
+            whose record sets any other attribute is refused on load. Extend it when ``after_prune`` sets more.
     """
 
     name: str = "generic"
@@ -164,6 +166,7 @@ class Adapter:
     unsupported: str | None = None
     priority: int = 0
     examples: tuple[Example, ...] = ()
+    recorded_attrs: tuple[str, ...] = ("groups",)  # fix_group_counts
 
     # --- matching -------------------------------------------------------------------------
     def matches(self, model: nn.Module) -> bool:
@@ -401,6 +404,7 @@ class HeadDimAttentionAdapter(Adapter):
     (see ``_common.fix_qkv_attention``)."""
 
     unfuse_attention = True
+    recorded_attrs = (*Adapter.recorded_attrs, "num_heads", "head_dim", "attn_dim", "scale", "fused_attn")
 
     def num_heads(self, model: nn.Module) -> dict[nn.Module, int]:
         return heads_by_qkv(unwrap_model(model))

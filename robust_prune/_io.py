@@ -1,16 +1,22 @@
-"""Atomic file writes: a temp file in the same folder, then ``os.replace``; a crash leaves no half file."""
+"""Atomic writes: a file through a temp file in the same folder, then ``os.replace``; a folder through a temporary
+sibling swapped in (:func:`replaced_folder`). A crash leaves no half-written file and no half-replaced folder."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import save_file
+
+from .errors import ConfigError
 
 
 def _atomic(path: Path, write: Callable[[str], None]) -> Path:
@@ -52,3 +58,89 @@ def write_safetensors(
 def save_torch(path: str | os.PathLike[str], obj: Any) -> Path:
     """``torch.save`` for the project's own checkpoints (plain tensors and containers; read with weights_only=True)."""
     return _atomic(Path(path), lambda tmp: torch.save(obj, tmp))
+
+
+@contextlib.contextmanager
+def replaced_folder(target: str | os.PathLike[str], *, owned: Collection[str]) -> Iterator[Path]:
+    """Write a folder's new content into a temporary sibling and swap it in when the block succeeds.
+
+    The block writes the new files into the yielded folder. Afterwards, the old folder's entries whose names are
+    in ``owned`` are gone (exactly the new ones take their place) and every other entry (a run's checkpoints, a
+    git clone's ``.git``) is carried over by hard link. If the block raises, or the process dies before the swap,
+    ``target`` keeps its previous content. The swap is two renames (old folder aside, new folder in); a crash
+    between them leaves the previous folder intact beside it as ``.NAME.old-*``, which the next save to ``target``
+    puts back before it starts (two saves into one folder at the same time are not supported).
+
+    Raises:
+        ConfigError: ``target`` is a file, or holds the current working directory.
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> with replaced_folder(root / "m", owned={"a.txt"}) as staged:
+        ...     _ = (staged / "a.txt").write_text("new")
+        >>> sorted(p.name for p in (root / "m").iterdir())
+        ['a.txt']
+    """
+    target = Path(target).absolute()
+    if target.is_symlink():  # replace the folder the link points to, not the link
+        target = target.resolve()
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"{target} is a file; save into a folder (a new or robust_prune-written one).")
+    if target.exists() and (Path.cwd() == target or target in Path.cwd().parents):
+        raise ConfigError(f"{target} holds the current working directory; save into a folder of its own.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _recover(target)
+    staged = target.parent / f".{target.name}.saving-{uuid.uuid4().hex[:12]}"
+    staged.mkdir()  # (not mkdtemp: the folder gets the usual permissions, or the old folder's)
+    if target.exists():
+        shutil.copymode(target, staged)
+    try:
+        yield staged
+        if target.exists():
+            for entry in target.iterdir():
+                if entry.name not in owned:
+                    _link_tree(entry, staged / entry.name)
+        _swap(staged, target)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+
+
+def _recover(target: Path) -> None:
+    """Undo a save that died between its two renames, and remove the temporary folders of dead saves."""
+    backups = sorted(target.parent.glob(f".{target.name}.old-*"))
+    if backups and not target.exists():
+        os.replace(backups.pop(), target)
+    for leftover in [*backups, *target.parent.glob(f".{target.name}.saving-*")]:
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _swap(staged: Path, target: Path) -> None:
+    if not target.exists():
+        os.replace(staged, target)
+        return
+    backup = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:12]}"
+    os.replace(target, backup)
+    try:
+        os.replace(staged, target)
+    except BaseException:
+        os.replace(backup, target)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """Carry ``src`` to ``dst`` by hard links (copies where the file system has none); symlinks stay links."""
+    if src.is_symlink():
+        os.symlink(os.readlink(src), dst)
+    elif src.is_dir():
+        shutil.copytree(src, dst, symlinks=True, copy_function=_link_or_copy)
+    else:
+        _link_or_copy(str(src), str(dst))
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)

@@ -120,6 +120,7 @@ def robustify(
     progress: bool = True,
     run_dir: str | os.PathLike[str] | None = None,
     resume: str | os.PathLike[str] | bool | None = None,
+    overwrite: bool = False,
 ) -> RobustifyResult:
     """Make a timm model smaller and adversarially robust, and measure it honestly.
 
@@ -159,6 +160,8 @@ def robustify(
         run_dir: checkpoint every stage into this folder (see :mod:`robust_prune.runner`).
         resume: a run directory (or True with ``run_dir``) to continue from its last checkpoint; the
             options must be the ones the run was started with.
+        overwrite: start afresh in a ``run_dir`` that holds checkpoints, discarding them (without it such a start
+            raises ``RunDirectoryExistsError`` and nothing is deleted).
 
     Raises:
         ConfigError: a bad option value, options beside ``config=``, or no attack budget for user loaders.
@@ -176,10 +179,10 @@ def robustify(
         data = config.data
     net, bundle = prepare(model, data, data_dir=data_dir, download=download, batch_size=batch_size, seed=config.seed)
     config.budgets(bundle.default_eps)  # refuse a run without an attack budget before anything is written
-    runner = StageRunner(open_run_directory(run_dir, resume, config, net, bundle))
+    runner = StageRunner(open_run_directory(run_dir, resume, config, net, bundle, overwrite=overwrite))
     progress = progress and is_main_process()  # one set of progress bars under torchrun
     return get_method(config.method).run(net, bundle, config, runner=runner, progress=progress)
 
 
 # robustify()'s arguments that are not config options
-_NOT_CONFIG = {"model", "data", "data_dir", "download", "batch_size", "progress", "run_dir", "resume"}
+_NOT_CONFIG = {"model", "data", "data_dir", "download", "batch_size", "progress", "run_dir", "resume", "overwrite"}

@@ -31,7 +31,7 @@ from torch import nn
 
 from . import distributed
 from ._io import save_torch, write_json, write_safetensors, write_text
-from .errors import CheckpointError, ConfigError, RunDirectoryMismatchError
+from .errors import CheckpointError, ConfigError, RunDirectoryExistsError, RunDirectoryMismatchError
 
 __all__ = ["Checkpoint", "RunDirectory", "config_fingerprint", "rng_state", "set_rng_state"]
 
@@ -138,10 +138,14 @@ class RunDirectory:
         config: the run's configuration (a config dataclass or JSON-able mapping).
         resume: continue the run in ``path`` (it must hold a run of the same configuration).
         identity: extra facts that must match on resume (model architecture, data).
+        overwrite: on a fresh start, discard the checkpoints (and the run) ``path`` already holds. Without it, a
+            fresh start never deletes anything.
 
     Raises:
         CheckpointError: ``resume`` and ``path`` holds no run, or ``path`` is not a run directory.
+        RunDirectoryExistsError: a fresh start (no ``resume``, no ``overwrite``) in a folder holding checkpoints.
         RunDirectoryMismatchError: ``path`` holds a run of another configuration.
+        ConfigError: both ``resume`` and ``overwrite``.
 
     Example:
         >>> run_dir = RunDirectory("runs/r1", RobustifyConfig(method="dense"))  # doctest: +SKIP
@@ -156,12 +160,16 @@ class RunDirectory:
         *,
         resume: bool = False,
         identity: Mapping[str, Any] | None = None,
+        overwrite: bool = False,
     ) -> None:
         self.path = Path(path)
         self.config = config.to_dict() if hasattr(config, "to_dict") else dict(config)
         self.identity = dict(identity or {})
         self.fingerprint = config_fingerprint(self.config, self.identity)
         self.resume = resume
+        self.overwrite = overwrite
+        if resume and overwrite:
+            raise ConfigError("resume and overwrite contradict each other: continue the run, or discard it.")
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"The run directory {self.path} is a file. Pass a folder path.")
         existing = self._read_run_file()
@@ -169,13 +177,25 @@ class RunDirectory:
             raise CheckpointError(
                 f"There is no run to resume in {self.path} (no {RUN_FILE}). Start it without --resume / resume=."
             )
-        if existing is not None and existing.get("fingerprint") != self.fingerprint:
+        if existing is not None and existing.get("fingerprint") != self.fingerprint and not overwrite:
             raise RunDirectoryMismatchError(
                 f"{self.path} holds a run with a different configuration (fingerprint {existing.get('fingerprint')}, "
                 f"this one {self.fingerprint}); differing settings: {_diff(existing, self.config, self.identity)}. "
-                "Resume with the same options, or choose another run directory."
+                "Resume with the same options, choose another run directory, or discard that run with --overwrite "
+                "(overwrite=True)."
+            )
+        if not resume and not overwrite and self._holds_checkpoints():
+            raise RunDirectoryExistsError(
+                f"{self.path} already holds checkpoints of a run. Continue it with --resume {self.path} "
+                "(resume=True), discard them with --overwrite (overwrite=True), or choose another run directory."
             )
         self._latest = self._read_latest() if resume else None
+
+    def _holds_checkpoints(self) -> bool:
+        """Whether a complete checkpoint (or the pointer to one) is stored (a dead write's temp folder is not one)."""
+        if not self.checkpoints.is_dir():
+            return False
+        return any(p.name == LATEST or p.name.isdigit() for p in self.checkpoints.iterdir())
 
     @property
     def checkpoints(self) -> Path:
@@ -229,14 +249,17 @@ class RunDirectory:
         return self._latest
 
     def start(self) -> None:
-        """Write ``run.json`` and clear leftovers (main process only). Call once the inputs are validated."""
+        """Write ``run.json`` and clear leftovers (main process only). Call once the inputs are validated.
+
+        Checkpoints are deleted only on a fresh start with ``overwrite=True`` (without it, the constructor refused).
+        """
         if not distributed.is_main_process():
             return
         self.path.mkdir(parents=True, exist_ok=True)
         if self.checkpoints.is_dir():
             for stray in self.checkpoints.glob(".*.tmp"):
                 shutil.rmtree(stray, ignore_errors=True) if stray.is_dir() else stray.unlink(missing_ok=True)
-            if not self.resume:  # a fresh start of the same configuration: forget the old checkpoints
+            if not self.resume and self.overwrite:  # asked for: forget the old run's checkpoints
                 shutil.rmtree(self.checkpoints)
         for stray in self.path.glob(".*.tmp"):
             stray.unlink(missing_ok=True)

@@ -59,13 +59,16 @@ def _robustify_args(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--run-dir", default=None, help="checkpoint every stage into this folder (resumable)")
     p.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in a --run-dir that holds checkpoints, discarding them")  # fmt: skip
     p.add_argument("--print-config", action="store_true", help="print the run's full configuration as JSON and exit")
 
 
 def _evaluate_args(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="evaluate a saved model folder or a Hub repository")
     p.add_argument("path", help="a folder written by robustify / save_pretrained, a Hub repo id or hf://REPO_ID")
-    p.add_argument("--revision", default=None, help="Hub branch, tag or commit (default: main)")
+    p.add_argument("--revision", default=None, help="Hub branch, tag or commit (default: main); the token comes "
+                   "from HF_TOKEN or `hf auth login`")  # fmt: skip
     p.add_argument("--dataset", default=None, help="dataset (default: the one the model was trained on)")
     p.add_argument("--data-dir", default=None)
     p.add_argument(
@@ -98,7 +101,8 @@ def _push_args(sub: argparse._SubParsersAction) -> None:
 
 def _grow_args(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("grow", help="grow a saved pruned model back to its full-width timm architecture")
-    p.add_argument("path", help="a folder written by robustify / save_pretrained (the ticket)")
+    p.add_argument("path", help="a folder written by robustify / save_pretrained (the ticket), or a Hub repo id")
+    p.add_argument("--revision", default=None, help="Hub branch, tag or commit of the ticket (default: main)")
     p.add_argument("--out", required=True, help="output folder for the grown model")
     p.add_argument("--init", default="zero-out", help="zero-out (function-preserving), zero or random")
     p.add_argument("--scale", type=float, default=None, help="std of new incoming weights (default: timm's init)")
@@ -129,7 +133,7 @@ def _cmd_robustify(args: argparse.Namespace) -> int:
         return 0
     result = robustify(args.model, data, data_dir=args.data_dir, download=args.download, batch_size=args.batch_size,
                        progress=not args.no_progress, run_dir=args.run_dir, resume=args.resume,
-                       **options)  # fmt: skip
+                       overwrite=args.overwrite, **options)  # fmt: skip
     if not is_main_process():  # under torchrun / accelerate launch the main process writes and prints
         return 0
     out = Path(args.out or f"runs/{args.model}-{Path(str(args.dataset)).name}-{result.config.method}")
@@ -186,7 +190,7 @@ def _cmd_grow(args: argparse.Namespace) -> int:
     from .hub import from_pretrained, save_pretrained
     from .inheritance import grow
 
-    grown = grow(from_pretrained(args.path), init=args.init, scale=args.scale, seed=args.seed)
+    grown = grow(from_pretrained(args.path, revision=args.revision), init=args.init, scale=args.scale, seed=args.seed)
     save_pretrained(grown.model, args.out)
     info = grown.info
     print(f"Grew {grown.record.architecture}: {info.ticket_params} -> {info.grown_params} parameters, "

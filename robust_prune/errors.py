@@ -19,7 +19,9 @@ __all__ = [
     "TrainingDivergedError",
     "CheckpointError",
     "RunDirectoryMismatchError",
+    "RunDirectoryExistsError",
     "NotARobustPruneFolderError",
+    "UntrustedConfigError",
     "HubError",
 ]
 
@@ -72,9 +74,31 @@ class RunDirectoryMismatchError(CheckpointError):
     """Resuming into a run directory that was started with a different configuration."""
 
 
+class RunDirectoryExistsError(CheckpointError, FileExistsError):
+    """A fresh start in a run directory that already holds checkpoints (nothing is deleted without being asked)."""
+
+
 class NotARobustPruneFolderError(RobustPruneError, FileNotFoundError):
     """A folder or Hub repository that does not hold a robust_prune model."""
 
 
 class HubError(RobustPruneError):
     """Talking to the Hugging Face Hub failed (bad repo id, no token, missing repository, network)."""
+
+
+class UntrustedConfigError(CheckpointError):
+    """A saved model's config.json asks for something robust_prune never writes (a file, URL or Hub reference, a
+    constructor argument or module attribute outside what the architecture declares); raised before any weight is
+    read.
+
+    Attributes:
+        key: the offending entry, e.g. ``"model_args.checkpoint_path"`` or ``"architecture"``.
+    """
+
+    def __init__(self, key: str, reason: str, *, source: str = "config.json") -> None:
+        self.key, self.reason = key, reason
+        super().__init__(
+            f"Refusing to load {source}: {key} {reason}. robust_prune never writes this, so the file was edited or "
+            "comes from elsewhere; nothing was loaded from it. Load models only from folders and repositories you "
+            "trust, or save the model again with robust_prune."
+        )

@@ -5,8 +5,18 @@ A folder holds config.json (timm's ``architecture`` / ``num_classes`` / ``model_
 model.safetensors, masks.safetensors (weight structure only), report.json / report.md and a model card README.md.
 A channel-pruned model is rebuilt by creating the timm architecture and replaying the pruning record, then loading
 weights with ``strict=True``; dense, weight-masked and grown models keep timm's architecture, so timm loads them
-too. Nothing here unpickles a file. Pushing writes the folder to a temporary directory and uploads it in one commit
-(see :mod:`robust_prune.hub_remote`).
+too. Nothing here unpickles a file.
+
+What loads is what was measured:
+
+- a folder save is written to a temporary sibling and swapped in, so the folder holds exactly this save's files
+  (no stale report, masks or card) or, after a crash, its previous content; before the swap the written config
+  is checked to rebuild the saved shapes;
+- a loaded model carries its record, report and config section into the next save, so load -> save -> load gives
+  the same outputs, record and files;
+- a downloaded config.json is checked (:mod:`robust_prune.trust`) before any weight file is opened;
+- a push makes the repository's robust_prune files exactly this model's, in one commit
+  (see :mod:`robust_prune.hub_remote`).
 
 Example:
     >>> import robust_prune as rp
@@ -30,13 +40,15 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from ._io import write_json, write_safetensors, write_text
+from ._io import replaced_folder, write_json, write_safetensors, write_text
 from ._version import __version__
 from .errors import CheckpointError, NotARobustPruneFolderError
-from .models import NormalizedModel
+from .hub_remote import FOLDER_FILES
+from .models import NormalizedModel, base_model_of
 from .pruning.masks import folded_state
 from .pruning.record import PruningRecord
 from .report import RobustnessReport
+from .trust import check_config
 
 __all__ = [
     "save_pretrained",
@@ -111,56 +123,97 @@ def save_pretrained(
     """Write a model (or a ``RobustifyResult``) to ``save_directory`` as config.json, model.safetensors,
     masks.safetensors (weight structure), report.json / report.md and a model card README.md.
 
-    Each file is written atomically; nothing is pickled.
+    The files are written to a temporary sibling folder, checked (the config passes the load-time checks and its
+    record rebuilds exactly the saved tensor shapes), then swapped in: afterwards the folder holds exactly this
+    save's files, and if anything fails it keeps its previous content. Entries robust_prune does not write (a
+    run's checkpoints) are kept. Nothing is pickled.
 
     Args:
-        model_or_result: a ``RobustifyResult``, a NormalizedModel (it carries its ``record`` and ``report``, e.g.
-            one loaded with :func:`from_pretrained`), or a timm model.
+        model_or_result: a ``RobustifyResult``, a NormalizedModel (it carries its ``record``, ``report`` and, once
+            loaded with :func:`from_pretrained`, its config section, all of which go into the save), or a timm model.
         record: the pruning record, overriding the one the model carries (a dense record when there is none).
         report: the robustness report to store beside it, overriding the one the model carries.
         card: also write README.md (a Hugging Face model card).
         repo_id: the Hub repository the card's loading code names (a placeholder when None).
-        base_model: the Hub id of the weights the model started from, for the card's ``base_model``.
+        base_model: the Hub id of the weights the model started from, for the card's ``base_model`` (default: the
+            one recorded when the model was loaded or created with ``robust_prune.models.create_model(...,
+            pretrained=True)``).
+
+    Raises:
+        CheckpointError: the model does not fit its record (e.g. a channel-pruned timm module saved without it);
+            nothing is written.
 
     Example:
         >>> save_pretrained(result, "out/run1")  # doctest: +SKIP
         >>> save_pretrained(model, "out/run2", record=record, report=report)  # doctest: +SKIP
     """
-    extra: dict[str, Any] = {}
-    if not isinstance(model_or_result, nn.Module):  # a RobustifyResult
-        result = model_or_result
-        model, record, report = result.model, result.record, result.report
-        extra = {"method": result.config.method, "config": result.config.to_dict(), "data": dict(result.data)}
-        if getattr(result, "ticket_report", None) is not None:
-            extra["ticket_report"] = result.ticket_report.to_dict()
-    else:
-        model = NormalizedModel.from_timm(model_or_result)
-        record = record or model.record or PruningRecord.for_dense_model(model)
-        report = report or model.report
-        extra = {"method": record.extra.get("method", "dense" if record.structure == "none" else "prune")}
-        if report is not None and report.meta.get("data"):
-            extra["data"] = {"name": report.meta["data"]}
+    model, record, report, extra = _what_to_save(model_or_result, record, report)
+    base_model = base_model or extra.get("base_model") or base_model_of(model)
     if base_model:
         extra["base_model"] = base_model
     if not record.architecture:
         raise NotARobustPruneFolderError(
             "Only timm models can be saved: the record has no timm architecture to rebuild from."
         )
-    out = Path(save_directory)
-    out.mkdir(parents=True, exist_ok=True)
-    config = _config_dict(model, record, extra)
-    write_safetensors(out / WEIGHTS_NAME, folded_state(model.model.state_dict())[0], metadata={"format": "pt"})
-    if record.masks:
-        write_safetensors(out / MASKS_NAME, {k: v.to(torch.uint8) for k, v in record.masks.items()})
-    elif (out / MASKS_NAME).exists():
-        (out / MASKS_NAME).unlink()
-    if report is not None:
-        write_json(out / REPORT_NAME, report.to_dict())
-        write_text(out / "report.md", report.to_markdown() + "\n")
-    write_json(out / CONFIG_NAME, config)
-    if card:
-        _write_card(out, repo_id)
-    return out
+    state = folded_state(model.model.state_dict())[0]
+    with replaced_folder(save_directory, owned=FOLDER_FILES) as staged:
+        write_safetensors(staged / WEIGHTS_NAME, state, metadata={"format": "pt"})
+        if record.masks:
+            write_safetensors(staged / MASKS_NAME, {k: v.to(torch.uint8) for k, v in record.masks.items()})
+        if report is not None:
+            write_json(staged / REPORT_NAME, report.to_dict())
+            write_text(staged / "report.md", report.to_markdown() + "\n")
+        write_json(staged / CONFIG_NAME, _config_dict(model, record, extra))
+        if card:
+            _write_card(staged, repo_id)
+        _check_rebuilds(staged, state, record)
+    return Path(save_directory)
+
+
+# Entries of a loaded model's config section that a save derives afresh; the rest (method, training config, data,
+# ticket report, base model) travels into the next save unchanged.
+_DERIVED = ("library_version", "structure", "sparsity", "record")
+
+
+def _what_to_save(
+    model_or_result: Any, record: PruningRecord | None, report: RobustnessReport | None
+) -> tuple[NormalizedModel, PruningRecord, RobustnessReport | None, dict[str, Any]]:
+    """The model, record, report and config-section extras of a save, from a result or from a bare model."""
+    if not isinstance(model_or_result, nn.Module):  # a RobustifyResult
+        result = model_or_result
+        extra = {"method": result.config.method, "config": result.config.to_dict(), "data": dict(result.data)}
+        if getattr(result, "ticket_report", None) is not None:
+            extra["ticket_report"] = result.ticket_report.to_dict()
+        return result.model, record or result.record, report or result.report, extra
+    model = NormalizedModel.from_timm(model_or_result)
+    record = record or model.record or PruningRecord.for_dense_model(model)
+    report = report or model.report
+    extra = {k: v for k, v in (model.saved_config or {}).items() if k not in _DERIVED}
+    extra.setdefault("method", record.extra.get("method", "dense" if record.structure == "none" else "prune"))
+    if "data" not in extra and report is not None and report.meta.get("data"):
+        extra["data"] = {"name": report.meta["data"]}
+    return model, record, report, extra
+
+
+def _check_rebuilds(folder: Path, state: dict[str, torch.Tensor], record: PruningRecord) -> None:
+    """A written folder must load: its config passes the load-time checks and its record rebuilds the saved shapes.
+
+    The rebuild runs on a forked RNG, so saving leaves the global random state alone.
+    """
+    config = _read_config(folder)
+    rebuilt = PruningRecord.from_dict(config["robust_prune"]["record"], masks=record.masks).build(seed=0)
+    expected = {k: tuple(v.shape) for k, v in rebuilt.state_dict().items()}
+    saved = {k: tuple(v.shape) for k, v in state.items()}
+    saved.update({f"mask of {k}": tuple(v.shape) for k, v in record.masks.items()})
+    expected.update({f"mask of {k}": expected.get(k) for k in record.masks})
+    wrong = sorted(k for k in set(expected) | set(saved) if expected.get(k) != saved.get(k))
+    if wrong:
+        details = ", ".join(f"{k}: saved {saved.get(k)}, rebuilt {expected.get(k)}" for k in wrong[:3])
+        raise CheckpointError(
+            f"Not saved: the model does not fit its pruning record ({len(wrong)} tensors differ; {details}). "
+            "A pruned model must be saved with the record that made it: save the NormalizedModel or result that "
+            "carries it, or pass record=."
+        )
 
 
 def _write_card(folder: Path, repo_id: str | None) -> None:
@@ -173,14 +226,18 @@ def _write_card(folder: Path, repo_id: str | None) -> None:
 
 
 def _read_config(folder: Path) -> dict[str, Any]:
-    """config.json of a robust_prune folder, checked to be ours."""
-    config_path = folder / CONFIG_NAME
+    """config.json of a robust_prune folder, checked to be ours and trustworthy (no weight file is opened)."""
     if not folder.is_dir():
         raise NotARobustPruneFolderError(f"{folder} is not a folder. Pass a folder written by save_pretrained().")
-    if not config_path.is_file() or not (folder / WEIGHTS_NAME).is_file():
+    if not (folder / CONFIG_NAME).is_file() or not (folder / WEIGHTS_NAME).is_file():
         raise NotARobustPruneFolderError(
             f"{folder} has no {CONFIG_NAME} and {WEIGHTS_NAME}; it was not written by robust_prune.save_pretrained()."
         )
+    return _checked_config(folder / CONFIG_NAME)
+
+
+def _checked_config(config_path: Path, source: str | None = None) -> dict[str, Any]:
+    """Parse a config.json, check that robust_prune wrote it and that it asks for nothing untrusted."""
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -188,9 +245,10 @@ def _read_config(folder: Path) -> dict[str, Any]:
     section = config.get("robust_prune") if isinstance(config, dict) else None
     if not isinstance(section, dict) or "record" not in section:
         raise NotARobustPruneFolderError(
-            f"{config_path} has no 'robust_prune' section: this is not a robust_prune model. "
+            f"{source or config_path} has no 'robust_prune' section: this is not a robust_prune model. "
             "Plain timm models load with timm.create_model('hf-hub:...')."
         )
+    check_config(config, source=source or str(config_path))
     return config
 
 
@@ -205,18 +263,21 @@ def push_folder(
 ) -> str:
     """Publish a folder written by :func:`save_pretrained` (e.g. a ``robustify`` run directory) in one commit.
 
-    The model card is regenerated for ``repo_id``; only the model files travel (no checkpoints, no logs).
+    The model card is regenerated for ``repo_id``; only the model files travel (no checkpoints, no logs). The
+    commit also deletes the repository's robust_prune files this folder does not have (e.g. the masks or report
+    of a model pushed there before), so the repository then holds exactly this model; its other files stay.
     Returns the commit URL (an empty string on the non-main processes of a distributed run, which push nothing).
 
     Raises:
         NotARobustPruneFolderError: the folder was not written by robust_prune.
+        UntrustedConfigError: its config.json would be refused on load.
         HubError: invalid repository id, no token, refused token, or a network failure (nothing committed).
 
     Example:
         >>> push_folder("runs/resnet18-digits-prune", "me/resnet18-digits-robust")  # doctest: +SKIP
     """
     from .distributed import is_main_process
-    from .hub_remote import FOLDER_FILES, resolve_token, upload_folder, validate_repo_id
+    from .hub_remote import resolve_token, upload_folder, validate_repo_id
 
     if not is_main_process():
         return ""
@@ -278,11 +339,14 @@ def load_folder(folder: str | os.PathLike[str]) -> NormalizedModel:
     folder = Path(folder)
     config = _read_config(folder)
     section = config["robust_prune"]
+    names = section["record"].get("mask_names", [])
+    # the architecture is built before any tensor file is read (a record naming a missing module fails here)
+    inner = PruningRecord.from_dict({**section["record"], "mask_names": []}).build()
     masks = {}
-    if (folder / MASKS_NAME).is_file():
-        masks = {k: v.bool() for k, v in _load_tensors(folder / MASKS_NAME).items()}
+    if names:  # only the masks the record names (a stray masks file from elsewhere is not applied)
+        stored = _load_tensors(folder / MASKS_NAME) if (folder / MASKS_NAME).is_file() else {}
+        masks = {k: v.bool() for k, v in stored.items() if k in names}
     record = PruningRecord.from_dict(section["record"], masks=masks)
-    inner = record.build()
     state = _load_tensors(folder / WEIGHTS_NAME)
     try:
         inner.load_state_dict(state, strict=True)
@@ -291,7 +355,8 @@ def load_folder(folder: str | os.PathLike[str]) -> NormalizedModel:
             f"The weights in {folder / WEIGHTS_NAME} do not fit the recorded architecture: {exc}"
         ) from exc
     cfg = config.get("pretrained_cfg", {})
-    model = NormalizedModel(inner, cfg.get("mean", [0.0] * 3), cfg.get("std", [1.0] * 3)).eval()
+    channels = record.input_size[0]
+    model = NormalizedModel(inner, cfg.get("mean", [0.0] * channels), cfg.get("std", [1.0] * channels)).eval()
     model.record = record
     report_path = folder / REPORT_NAME
     model.report = RobustnessReport.from_json(report_path.read_text()) if report_path.is_file() else None
@@ -308,16 +373,31 @@ def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
         ) from exc
 
 
-def from_pretrained(name_or_path: str | os.PathLike[str], *, revision: str | None = None) -> NormalizedModel:
+def from_pretrained(
+    name_or_path: str | os.PathLike[str],
+    *,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool = False,
+) -> NormalizedModel:
     """Load a robust_prune model from a local folder or a Hugging Face Hub repository (``"me/name"`` or
     ``"hf://me/name"``).
 
-    The architecture is rebuilt from the timm name and the pruning record, then the safetensors weights are loaded
-    with ``strict=True``; nothing is unpickled. Returns the model (a :class:`~robust_prune.models.NormalizedModel`:
-    normalisation inside, eval mode) carrying its ``record``, its ``report`` and the ``saved_config`` section.
+    config.json is checked first (:mod:`robust_prune.trust`: a plain timm architecture, constructor arguments
+    only, declared module attributes only); then the architecture is rebuilt from the timm name and the pruning
+    record, and the safetensors weights are loaded with ``strict=True``. Nothing is unpickled. Returns the model
+    (a :class:`~robust_prune.models.NormalizedModel`: normalisation inside, eval mode) carrying its ``record``, its
+    ``report`` and the ``saved_config`` section.
+
+    Args:
+        name_or_path: a folder written by :func:`save_pretrained`, or a Hub repository id.
+        revision, token, cache_dir, local_files_only: passed to huggingface_hub for a repository (the token
+            defaults to ``HF_TOKEN`` or the saved login; ``local_files_only=True`` uses the cache only).
 
     Raises:
         NotARobustPruneFolderError: the folder or repository does not hold a robust_prune model.
+        UntrustedConfigError: its config.json asks for something robust_prune never writes (no weight was read).
         HubError: invalid repository id, missing repository or revision, or a network failure.
 
     Example:
@@ -337,4 +417,12 @@ def from_pretrained(name_or_path: str | os.PathLike[str], *, revision: str | Non
         validate_repo_id(name)
     except HubError as exc:
         raise HubError(f"{name!r} is not a local folder, and {exc}") from None
-    return load_folder(download_folder(name, revision=revision))
+    folder = download_folder(
+        name,
+        revision=revision,
+        token=token,
+        cache_dir=cache_dir,
+        local_files_only=local_files_only,
+        check_config=lambda path: _checked_config(path, source=f"{name}/{CONFIG_NAME}"),
+    )
+    return load_folder(folder)

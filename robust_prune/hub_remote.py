@@ -17,7 +17,8 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .errors import HubError, NotARobustPruneFolderError
@@ -26,6 +27,7 @@ __all__ = ["FOLDER_FILES", "download_folder", "resolve_token", "upload_folder", 
 
 # The files of a saved folder that travel to and from the Hub (nothing else: no pickles, no stray files).
 FOLDER_FILES = ("config.json", "model.safetensors", "masks.safetensors", "report.json", "report.md", "README.md")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 def validate_repo_id(repo_id: str) -> str:
@@ -146,10 +148,21 @@ def _hub_errors(action: str, repo_id: str, token: str | None = None, revision: s
         ) from None
 
 
-def download_folder(repo_id: str, *, revision: str | None = None, token: str | bool | None = None) -> Path:
+def download_folder(
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool = False,
+    check_config: Callable[[Path], None] | None = None,
+) -> Path:
     """Download the files of a saved robust_prune model (config, safetensors, report, card) from the Hub.
 
-    Only :data:`FOLDER_FILES` are fetched; nothing is unpickled. Returns the local snapshot folder.
+    config.json comes first and is given to ``check_config`` (which raises to refuse the repository) before any
+    other file is fetched; the rest comes from the same commit. Only :data:`FOLDER_FILES` are fetched; nothing is
+    unpickled. Returns the local snapshot folder. ``token``, ``cache_dir`` and ``local_files_only`` are
+    huggingface_hub's.
 
     Raises:
         HubError: invalid id, missing repository or revision, or network failure.
@@ -161,8 +174,17 @@ def download_folder(repo_id: str, *, revision: str | None = None, token: str | b
     from huggingface_hub import snapshot_download
 
     validate_repo_id(repo_id)
+    where = {"token": token, "cache_dir": cache_dir, "local_files_only": local_files_only}
     with _hub_errors("download", repo_id, token if isinstance(token, str) else None, revision):
-        folder = Path(snapshot_download(repo_id, revision=revision, token=token, allow_patterns=list(FOLDER_FILES)))
+        folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=["config.json"], **where))
+    if not (folder / "config.json").is_file():
+        raise NotARobustPruneFolderError(f"{repo_id} has no config.json: it does not hold a robust_prune model.")
+    if check_config is not None:
+        check_config(folder / "config.json")
+    # the snapshot folder is named after the commit it holds: fetch the rest from exactly that commit
+    commit = folder.name if _COMMIT.match(folder.name) else revision
+    with _hub_errors("download", repo_id, token if isinstance(token, str) else None, revision):
+        folder = Path(snapshot_download(repo_id, revision=commit, allow_patterns=list(FOLDER_FILES), **where))
     if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
         raise NotARobustPruneFolderError(
             f"{repo_id} has no config.json and model.safetensors: it does not hold a robust_prune model."
@@ -180,7 +202,12 @@ def upload_folder(
     commit_message: str | None = None,
     prepare: object | None = None,
 ) -> str:
-    """Create ``repo_id`` if needed and upload ``folder``'s model files in exactly one commit.
+    """Create ``repo_id`` if needed and make its robust_prune files exactly ``folder``'s, in one commit.
+
+    The commit adds the :data:`FOLDER_FILES` present in ``folder`` and deletes those the repository holds but
+    ``folder`` does not (a stale ``masks.safetensors`` or report of the model pushed before); other files of the
+    repository stay. It is made on top of the revision it was computed from, so a concurrent push fails instead
+    of mixing two models.
 
     Args:
         folder: a folder written by ``save_pretrained``.
@@ -199,7 +226,7 @@ def upload_folder(
         >>> upload_folder("out/run1", "me/resnet10t-digits-robust")  # doctest: +SKIP
         'https://huggingface.co/me/resnet10t-digits-robust/commit/...'
     """
-    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 
     validate_repo_id(repo_id)
     token = resolve_token(token)
@@ -209,15 +236,23 @@ def upload_folder(
         repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
         if callable(prepare):
             prepare(repo_id)
-        operations = [
+        head = api.model_info(repo_id, revision=revision)
+        present = {sibling.rfilename for sibling in head.siblings or []}
+        operations: list[CommitOperationAdd | CommitOperationDelete] = [
             CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder / name))
             for name in FOLDER_FILES
             if (folder / name).is_file()
+        ]
+        operations += [
+            CommitOperationDelete(path_in_repo=name)
+            for name in FOLDER_FILES
+            if name in present and not (folder / name).is_file()
         ]
         info = api.create_commit(
             repo_id,
             operations,
             commit_message=commit_message or "Upload robust_prune model",
             revision=revision,
+            parent_commit=head.sha,
         )
     return str(info.commit_url)

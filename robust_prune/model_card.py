@@ -2,8 +2,12 @@
 
 The card is built with huggingface_hub's ``ModelCard`` / ``ModelCardData`` / ``EvalResult``: YAML metadata
 (library, tags, dataset, license, base model) and a ``model-index`` with one result for clean accuracy and one per
-attack, the threat model in each metric's name and config. :func:`card_metrics` parses a card back with
-huggingface_hub, so what the Hub shows can be checked against the report.
+attack, the threat model in each metric's name and config. The model-index is published only when the report's
+gradient-masking sanity checks ran and passed; otherwise the card shows the numbers as unverified and says why.
+The licence is the one timm's ``pretrained_cfg`` lists for the architecture (``other`` when it lists none); the
+base model is named only when it is known (recorded at creation or passed to ``save_pretrained``).
+:func:`card_metrics` parses a card back with huggingface_hub, so what the Hub shows can be checked against the
+report.
 
 Example:
     >>> card = build_model_card(config, report, repo_id="me/resnet10t-digits")  # doctest: +SKIP
@@ -20,7 +24,15 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .report import AttackResult, RobustnessReport
 
-__all__ = ["CITATION", "build_model_card", "card_metrics", "eval_results", "report_metrics", "timm_loadable"]
+__all__ = [
+    "CITATION",
+    "build_model_card",
+    "card_metrics",
+    "eval_results",
+    "metrics_verified",
+    "report_metrics",
+    "timm_loadable",
+]
 
 CITATION = """@article{liao2022achieving,
   title   = {Achieving Adversarial Robustness via Sparsity},
@@ -149,6 +161,25 @@ def _load_section(repo: str, timm_ok: bool, cfg: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def metrics_verified(report: RobustnessReport) -> bool:
+    """Whether a report's numbers may go into a card's model-index: its sanity checks ran and all passed."""
+    return bool(report.sanity) and report.sanity_passed
+
+
+def _provenance(base_model: str | None, license_: str | None) -> str:
+    base = (
+        f"Started from the weights `{base_model}`."
+        if base_model
+        else "Base weights: not recorded (timm's initialisation unless the publisher says otherwise)."
+    )
+    terms = (
+        f"Licence: `{license_}`, the licence timm lists for this architecture's published weights."
+        if license_
+        else "Licence: unknown (timm lists none for this architecture), marked `other` in the metadata."
+    )
+    return f"{base} {terms}"
+
+
 def build_model_card(
     config: dict[str, Any], report: RobustnessReport | None, *, repo_id: str | None = None
 ) -> ModelCard:
@@ -174,15 +205,17 @@ def build_model_card(
     tags = ["robust_prune", "adversarial-robustness", "pruning", "image-classification", f"method-{method}"]
     tags += ["timm"] if timm_ok else []
     base_model = section.get("base_model") or record.get("extra", {}).get("base_model")
+    license_ = config.get("pretrained_cfg", {}).get("license")
+    verified = report is not None and metrics_verified(report)
     data = ModelCardData(
         library_name="robust_prune",
-        license=section.get("license", "apache-2.0"),
+        license=license_ or "other",
         tags=tags,
         datasets=[dataset_id] if "/" in dataset_id else None,
         base_model=base_model,
         pipeline_tag="image-classification",
         model_name=repo_id or f"{arch}-{dataset_id.split('/')[-1]}-{method}",
-        eval_results=eval_results(report, dataset_id, dataset_name) if report is not None else None,
+        eval_results=eval_results(report, dataset_id, dataset_name) if verified else None,
     )
     stats = record.get("stats", {})
     pruned = f", {structure}-level pruning to {float(section.get('sparsity', 0.0)):.0%}" if structure != "none" else ""
@@ -191,10 +224,21 @@ def build_model_card(
         "",
         f"A timm `{arch}` made adversarially robust with robust_prune: method `{method}`, structure `{structure}`.",
         "",
+        _provenance(base_model, license_),
+        "",
         *_load_section(repo, timm_ok, config.get("pretrained_cfg", {})),
     ]
     if report is not None:
-        body += ["## Robustness report", "", report.to_markdown(), "", "## Sanity checks", ""]
+        title = "## Robustness report" if verified else "## Robustness report (unverified)"
+        body += [title, ""]
+        if not verified:
+            why = "failed" if report.sanity else "were not run"
+            body += [
+                f"The gradient-masking sanity checks {why}, so these accuracies are not published as model-index "
+                "results: treat them as unverified until an evaluation passes the checks.",
+                "",
+            ]
+        body += [report.to_markdown(), "", "## Sanity checks", ""]
         if report.sanity:
             for check in report.sanity:
                 mark = "passed" if check.get("passed", False) else "**FAILED**"

@@ -26,12 +26,13 @@ from torch import nn
 from robust_prune.adapters import creation_args, get_adapter, remember_creation_args, unwrap_model
 
 from .errors import ModelAdaptationError
+from .trust import loading_free
 
 if TYPE_CHECKING:
     from .pruning.record import PruningRecord
     from .report import RobustnessReport
 
-__all__ = ["NormalizedModel", "create_model", "adapt_model", "eval_mode", "normalization_of"]
+__all__ = ["NormalizedModel", "create_model", "adapt_model", "base_model_of", "eval_mode", "normalization_of"]
 
 
 @contextlib.contextmanager
@@ -124,6 +125,10 @@ class NormalizedModel(nn.Module):
 def create_model(name: str, *, pretrained: bool = False, **kwargs: Any) -> nn.Module:
     """``timm.create_model`` that remembers its arguments, so a pruned copy can be rebuilt later.
 
+    Only the arguments that shape the architecture are remembered (not where weights were loaded from: see
+    :data:`robust_prune.trust.LOADING_KEYS`). With ``pretrained=True`` the Hub id of timm's weights is remembered
+    as the model's base model (:func:`base_model_of`), for the model card.
+
     Example:
         >>> from robust_prune.adapters import creation_args
         >>> creation_args(create_model("resnet10t", num_classes=10))
@@ -137,8 +142,27 @@ def create_model(name: str, *, pretrained: bool = False, **kwargs: Any) -> nn.Mo
                 f"timm has no model called {name!r}. List them with timm.list_models('{name[:4]}*')."
             ) from exc
         raise
-    remember_creation_args(model, kwargs)
+    remember_creation_args(model, loading_free(kwargs))
+    if pretrained and not _OTHER_SOURCES & set(kwargs):  # timm's own published weights, from the Hub
+        setattr(model, _BASE_MODEL, (getattr(model, "pretrained_cfg", None) or {}).get("hf_hub_id"))
     return model
+
+
+# The Hub id of the published weights a model started from, kept on the timm module (a deepcopy keeps it too).
+_BASE_MODEL = "robust_prune_base_model"
+# create_model arguments that make timm load weights from somewhere other than the pretrained_cfg's Hub id
+_OTHER_SOURCES = {"pretrained_cfg", "pretrained_cfg_overlay", "checkpoint_path"}
+
+
+def base_model_of(model: nn.Module) -> str | None:
+    """The Hub id of the timm weights ``model`` was created from by :func:`create_model` (None when unknown).
+
+    Example:
+        >>> base_model_of(create_model("resnet10t")) is None   # timm's random initialisation
+        True
+    """
+    found = getattr(unwrap_model(model), _BASE_MODEL, None)
+    return found if isinstance(found, str) and found else None
 
 
 def adapt_model(model: nn.Module, *, num_classes: int) -> nn.Module:

@@ -193,12 +193,15 @@ def open_run_directory(
     config: Any,
     model: nn.Module | None = None,
     bundle: Any = None,
+    *,
+    overwrite: bool = False,
 ) -> RunDirectory | None:
     """The :class:`~robust_prune.checkpoint.RunDirectory` for ``robustify(run_dir=..., resume=...)``, started
     (None when neither is given).
 
     ``resume`` is a run directory, or True to continue ``run_dir``. The model's architecture and the
     data's description are part of the fingerprint, so a directory of another model or data is refused.
+    A fresh start in a directory holding checkpoints raises ``RunDirectoryExistsError`` unless ``overwrite``.
     """
     if resume is not None and resume is not False and not isinstance(resume, bool):
         if run_dir is not None and Path(run_dir) != Path(resume):
@@ -215,6 +218,6 @@ def open_run_directory(
         inner = getattr(model, "model", model)
         identity["model"] = getattr(inner, "default_cfg", {}).get("architecture") or type(inner).__name__
         identity["parameters"] = sum(p.numel() for p in model.parameters())
-    directory = RunDirectory(run_dir, config, resume=bool(resume), identity=identity)
+    directory = RunDirectory(run_dir, config, resume=bool(resume), identity=identity, overwrite=overwrite)
     directory.start()
     return directory

@@ -44,3 +44,11 @@ def tiny_bundle():
                        generator=torch.Generator().manual_seed(0))
     test = DataLoader(Subset(full.test.dataset, range(48)), batch_size=48)
     return DataBundle(train, test, 10, 3, 32, "digits", full.default_eps)
+
+
+@pytest.fixture(scope="session")
+def kinds():
+    """One small RobustifyResult per publishable kind (tests/_kinds.py), built once per session."""
+    from _kinds import build_kinds
+
+    return build_kinds()

@@ -12,7 +12,13 @@ from torch.utils.data import DataLoader, TensorDataset
 import robust_prune as rp
 from robust_prune.checkpoint import RunDirectory
 from robust_prune.cli import main
-from robust_prune.errors import CheckpointError, ConfigError, DatasetError, RunDirectoryMismatchError
+from robust_prune.errors import (
+    CheckpointError,
+    ConfigError,
+    DatasetError,
+    RunDirectoryExistsError,
+    RunDirectoryMismatchError,
+)
 
 torch.set_num_threads(1)
 
@@ -139,3 +145,29 @@ def test_resume_from_a_damaged_checkpoint(tmp_path: Path, damage: str) -> None:
         rp.robustify(timm.create_model("test_resnet", num_classes=10), data, config=_config(), resume=run_dir,
                      progress=False)  # fmt: skip
     assert _files(run_dir) == before
+
+
+def test_starting_again_in_a_run_directory_keeps_its_checkpoints(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = tmp_path / "run"
+    data = _loaders(torch.rand(16, 3, 32, 32))
+    rp.robustify(timm.create_model("test_resnet", num_classes=10), data, config=_config(), run_dir=run_dir,
+                 progress=False)  # fmt: skip
+    before = _files(run_dir)
+    assert any(name.startswith("checkpoints/0") for name in before)
+    with pytest.raises(RunDirectoryExistsError, match="--resume.*--overwrite"):
+        rp.robustify(timm.create_model("test_resnet", num_classes=10), data, config=_config(), run_dir=run_dir,
+                     progress=False)  # fmt: skip
+    assert _files(run_dir) == before
+    rp.robustify(timm.create_model("test_resnet", num_classes=10), data, config=_config(), run_dir=run_dir,
+                 progress=False, overwrite=True)  # fmt: skip
+    assert _files(run_dir) == before  # the same layout, new checkpoints
+
+    argv = ["robustify", "--model", "test_resnet", "--method", "dense", "--epochs", "0", "--eval-n", "8",
+            "--eval-steps", "1", "--no-progress", "--run-dir", str(tmp_path / "cli"), "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    checkpoints = _files(tmp_path / "cli")
+    assert main(argv) == 2
+    assert "--resume" in capsys.readouterr().err and _files(tmp_path / "cli") == checkpoints
+    assert main([*argv, "--overwrite"]) == 0

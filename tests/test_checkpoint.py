@@ -15,7 +15,13 @@ from torch.utils.data import DataLoader, TensorDataset
 import robust_prune.runner as runner_module
 from robust_prune import AttackConfig, RobustifyConfig, TrainConfig
 from robust_prune.checkpoint import RunDirectory, config_fingerprint
-from robust_prune.errors import CheckpointError, RunDirectoryMismatchError, TrainingDivergedError
+from robust_prune.errors import (
+    CheckpointError,
+    ConfigError,
+    RunDirectoryExistsError,
+    RunDirectoryMismatchError,
+    TrainingDivergedError,
+)
 from robust_prune.runner import StageRunner
 
 torch.set_num_threads(1)
@@ -198,3 +204,23 @@ def test_fingerprint_depends_on_config_and_identity() -> None:
     assert a == config_fingerprint(RobustifyConfig(seed=1))
     assert a != config_fingerprint(RobustifyConfig(seed=2))
     assert a != config_fingerprint(RobustifyConfig(seed=1), {"model": "resnet18"})
+
+
+def test_a_fresh_start_deletes_nothing_unless_asked(tmp_path: Path) -> None:
+    model, loader = _tiny()
+    config = RobustifyConfig(method="dense")
+    _train_stage(RunDirectory(tmp_path / "run", config), model, loader, _config(epochs=1))
+    before = {path: (tmp_path / "run" / path).read_bytes() for path in _files(tmp_path / "run")}
+    with pytest.raises(RunDirectoryExistsError, match="--resume.*--overwrite"):
+        RunDirectory(tmp_path / "run", config)  # the same configuration, started again
+    with pytest.raises(RunDirectoryMismatchError, match="--overwrite"):
+        RunDirectory(tmp_path / "run", RobustifyConfig(method="prune"))
+    with pytest.raises(ConfigError, match="contradict"):
+        RunDirectory(tmp_path / "run", config, resume=True, overwrite=True)
+    assert {path: (tmp_path / "run" / path).read_bytes() for path in _files(tmp_path / "run")} == before
+
+    fresh = RunDirectory(tmp_path / "run", RobustifyConfig(method="prune"), overwrite=True)
+    fresh.start()
+    assert _files(tmp_path / "run") == ["run.json"]
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["fingerprint"] == fresh.fingerprint
+    RunDirectory(tmp_path / "run", RobustifyConfig(method="prune")).start()  # no checkpoint left: a plain start

@@ -101,9 +101,46 @@ def test_body_says_how_to_load_and_what_was_measured() -> None:
     assert "timm" in dense.data.tags and timm_loadable(_config("weight"))
 
 
-def test_failed_sanity_checks_are_flagged() -> None:
-    text = str(build_model_card(_config(), _report(sanity_ok=False), repo_id="me/m"))
+def test_failed_sanity_checks_are_flagged_and_withhold_the_model_index() -> None:
+    card = build_model_card(_config(), _report(sanity_ok=False), repo_id="me/m")
+    text = str(card)
     assert "autoattack <= pgd: **FAILED**" in text and "suspicion" in text
+    assert card.data.eval_results is None and card_metrics(text) == {}  # nothing unverified is published
+    assert "## Robustness report (unverified)" in text and "sanity checks failed" in text
+    assert "| pgd accuracy | 51.50%" in text  # the numbers stay readable, in prose
+
+
+def test_unrun_sanity_checks_withhold_the_model_index() -> None:
+    report = _report()
+    report.sanity = []
+    card = build_model_card(_config(), report, repo_id="me/m")
+    assert card.data.eval_results is None and "sanity checks were not run" in str(card)
+
+
+def test_licence_and_base_model_come_from_what_is_known() -> None:
+    known = build_model_card(_config(), _report(), repo_id="me/m")
+    assert known.data.license == "apache-2.0" and known.data.base_model is None
+    assert "Base weights: not recorded" in str(known)
+    config = _config(base_model="timm/resnet10t.c3_in1k")
+    config["pretrained_cfg"]["license"] = "cc-by-nc-4.0"
+    noncommercial = build_model_card(config, _report(), repo_id="me/m")
+    assert noncommercial.data.license == "cc-by-nc-4.0" and noncommercial.data.base_model == "timm/resnet10t.c3_in1k"
+    assert "Started from the weights `timm/resnet10t.c3_in1k`" in str(noncommercial)
+    del config["pretrained_cfg"]["license"]
+    unknown = build_model_card(config, _report(), repo_id="me/m")
+    assert unknown.data.license == "other" and "Licence: unknown" in str(unknown)
+
+
+def test_the_base_model_travels_through_load_and_save(tmp_path: Path) -> None:
+    import robust_prune as rp
+    from robust_prune.api import prepare
+
+    model, _ = prepare("test_resnet", "digits")
+    first = rp.save_pretrained(model.eval(), tmp_path / "a", report=_report(), base_model="timm/test_resnet.r160_in1k")
+    second = rp.save_pretrained(rp.from_pretrained(first), tmp_path / "b")
+    for folder in (first, second):
+        card = ModelCard.load(folder / "README.md")
+        assert card.data.base_model == "timm/test_resnet.r160_in1k" and card.data.license == "apache-2.0"
 
 
 def test_card_without_report_has_no_model_index(tmp_path: Path) -> None:
@@ -129,3 +166,24 @@ def test_local_save_writes_a_parseable_card(tmp_path: Path) -> None:
     x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))
+
+
+def test_timm_weights_from_the_hub_are_named_as_base_model(hub_server, tmp_path: Path) -> None:
+    """rp.models.create_model(pretrained=True) downloads timm's weights (here from the test Hub) and the card of a
+    model made from them names them; a local weights file is not named."""
+    import timm
+    from safetensors.torch import save_file
+
+    import robust_prune as rp
+
+    published = timm.create_model("test_resnet")
+    weights = tmp_path / "model.safetensors"
+    save_file({k: v.contiguous() for k, v in published.state_dict().items()}, str(weights))
+    hub_server.add_repo("timm/test_resnet.r160_in1k", {"model.safetensors": weights.read_bytes()})
+    model = rp.models.create_model("test_resnet", pretrained=True, num_classes=10)
+    assert torch.equal(model.conv1[0].weight, published.conv1[0].weight)  # timm really loaded them
+    folder = rp.save_pretrained(model.eval(), tmp_path / "m", report=_report())
+    assert ModelCard.load(folder / "README.md").data.base_model == "timm/test_resnet.r160_in1k"
+    local = rp.models.create_model("test_resnet", pretrained=True, num_classes=10,
+                                   pretrained_cfg_overlay={"file": str(weights)})  # fmt: skip
+    assert rp.models.base_model_of(local) is None

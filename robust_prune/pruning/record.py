@@ -168,10 +168,21 @@ class PruningRecord:
 
 
 def apply_module_attrs(model: nn.Module, module_attrs: dict[str, dict[str, Any]]) -> None:
-    """Set recorded attributes (attention heads and the like) on a model's submodules."""
+    """Set recorded attributes (attention heads and the like) on a model's submodules.
+
+    Only attributes the module already has are set: a record never adds new state to a model.
+
+    Raises:
+        PruningError: the record names a submodule or an attribute the model does not have.
+    """
     for name, attrs in module_attrs.items():
-        module = model.get_submodule(name) if name else model
+        try:
+            module = model.get_submodule(name) if name else model
+        except AttributeError:
+            raise PruningError(f"The record sets attributes of {name!r}, which this model does not have.") from None
         for attr, value in attrs.items():
+            if not hasattr(module, attr):
+                raise PruningError(f"The record sets {name}.{attr}, an attribute this model's {name!r} does not have.")
             setattr(module, attr, value)
 
 

@@ -128,6 +128,12 @@ def _channel_prune(
         pruner.step()
     inner.zero_grad(set_to_none=True)
     module_attrs = adapter.after_prune(inner, num_heads)
+    undeclared = sorted({a for attrs in module_attrs.values() for a in attrs} - set(adapter.recorded_attrs))
+    if undeclared:  # a saved model would be refused on load (robust_prune.trust)
+        raise PruningError(
+            f"The {adapter.name} adapter's after_prune set {undeclared}, which {type(adapter).__name__}.recorded_attrs "
+            "does not declare; add them there."
+        )
     _check_pruned(inner, example, expected, adapter)
     macs1, params1 = count_macs_params(inner, example)
     history = [[name, bool(out), [int(i) for i in idxs]] for name, out, idxs in pruner.DG.pruning_history()]
