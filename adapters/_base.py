@@ -41,6 +41,7 @@ from ._common import (
     swapped_classes,
     timm_layer_pruners,
     timm_tracing_forwards,
+    unwrap_model,
 )
 
 __all__ = [
@@ -57,17 +58,6 @@ __all__ = [
 ]
 
 _REGISTRY: dict[str, Adapter] = {}
-
-
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The timm model inside robust_prune's wrappers (NormalizedModel, DDP, accelerate's wrappers)."""
-    seen = 0
-    while seen < 8:
-        inner = getattr(model, "robust_prune_inner", None) or getattr(model, "module", None)
-        if not isinstance(inner, nn.Module):
-            return model
-        model, seen = inner, seen + 1
-    return model
 
 
 # The keyword arguments a timm model was created with, kept on the module itself (timm does not keep them, and

@@ -38,9 +38,21 @@ __all__ = [
     "fix_qkv_attention",
     "fixed_img_size",
     "modules_of_type",
+    "unwrap_model",
     "uses_blocks_from",
     "submodule_names",
 ]
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The timm model inside robust_prune's wrappers (NormalizedModel, DDP, accelerate's wrappers)."""
+    seen = 0
+    while seen < 8:
+        inner = getattr(model, "robust_prune_inner", None) or getattr(model, "module", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model, seen = inner, seen + 1
+    return model
 
 
 def modules_of_type(model: nn.Module, types: type | tuple[type, ...]) -> list[nn.Module]:
@@ -53,8 +65,6 @@ def submodule_names(model: nn.Module) -> dict[nn.Module, str]:
 
 def uses_blocks_from(model: nn.Module, timm_module: str) -> bool:
     """Whether any submodule's class comes from ``timm.models.<timm_module>`` (e.g. Res2Net blocks in a ResNet)."""
-    from ._base import unwrap_model
-
     name = f"timm.models.{timm_module}"
     return any(type(m).__module__ == name for m in unwrap_model(model).modules())
 
