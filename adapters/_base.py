@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import inspect
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from ._common import (
     timm_layer_pruners,
     timm_tracing_forwards,
     unwrap_model,
+    weight_standardised_conv_types,
 )
 
 __all__ = [
@@ -243,6 +245,9 @@ class Adapter:
         if hasattr(inner, "num_classes"):
             args["num_classes"] = int(inner.num_classes)
         args.setdefault("in_chans", self.in_chans(model))
+        size = self.fixed_input_size(model)
+        if size is not None and "img_size" not in args and _takes_keyword(inner, "img_size"):
+            args["img_size"] = size[0] if size[0] == size[1] else list(size)
         return args
 
     # --- structured pruning -------------------------------------------------------------------
@@ -330,9 +335,15 @@ class Adapter:
         return fix_group_counts(unwrap_model(model))
 
     # --- growing back (inverse weights inheritance) ----------------------------------------------
+    def growth_is_exact(self, pruned: nn.Module, full: nn.Module) -> bool:
+        """Whether growing ``pruned`` back to ``full``'s widths with zero-out keeps the ticket's function: the
+        family allows it (``grow_exact``) and no layer that pools channels changed width."""
+        return self.grow_exact and not self.inexact_growth_layers(pruned, full)
+
     def inexact_growth_layers(self, pruned: nn.Module, full: nn.Module) -> list[str]:
-        """Norm layers whose statistics pool several channels and whose width ``pruned`` lost relative to the
-        full-width ``full`` (same architecture): growing those widths back cannot reproduce the ticket exactly.
+        """Layers whose statistics pool several channels (norms, weight-standardised convolutions) and whose
+        width ``pruned`` lost relative to the full-width ``full`` (same architecture): growing those widths back
+        cannot reproduce the ticket exactly.
 
         Every other pruned dimension is safe to grow function-preservingly (new outgoing weights at zero):
         BatchNorm is per channel, and a LayerNorm over an untouched residual width does not see an MLP's or
@@ -342,7 +353,7 @@ class Adapter:
         names = []
         for name, m in unwrap_model(pruned).named_modules():
             ref = full_modules.get(name)
-            width, ref_width = _pooled_norm_width(m), _pooled_norm_width(ref) if ref is not None else None
+            width, ref_width = _pooled_width(m), _pooled_width(ref) if ref is not None else None
             if width is not None and ref_width is not None and width != ref_width:
                 names.append(name)
         return names
@@ -373,10 +384,31 @@ class Adapter:
         return f"{type(self).__name__}(name={self.name!r}, timm_modules={self.timm_modules!r})"
 
 
-def _pooled_norm_width(m: nn.Module | None) -> int | None:
-    """The width of a norm layer that pools statistics over channels (None for BatchNorm and non-norms)."""
+def _takes_keyword(model: nn.Module, name: str) -> bool:
+    """Whether the model's class is constructed with keyword ``name`` (timm's models take ``img_size`` where
+    their shape depends on it); a constructor that only passes ``**kwargs`` on defers to its base class."""
+    for cls in type(model).__mro__:
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            params = inspect.signature(init).parameters
+        except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+            return False
+        if name in params:
+            return True
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            return False
+    return False
+
+
+def _pooled_width(m: nn.Module | None) -> int | None:
+    """The width over which a layer pools statistics across channels: a norm layer's (None for BatchNorm and
+    non-norms), or a weight-standardised convolution's fan-in (its filters are standardised over it)."""
     if m is None or isinstance(m, nn.modules.batchnorm._BatchNorm):
         return None
+    if isinstance(m, weight_standardised_conv_types()):
+        return int(m.in_channels)
     if isinstance(m, nn.GroupNorm):
         return int(m.num_channels) if m.num_groups != m.num_channels else None
     shape = getattr(m, "normalized_shape", None)

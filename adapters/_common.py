@@ -30,6 +30,7 @@ __all__ = [
     "patched_forwards",
     "kept_output_channels",
     "scaled_std_convs",
+    "weight_standardised_conv_types",
     "cut_gain",
     "frozen_params",
     "timm_tracing_forwards",
@@ -513,6 +514,12 @@ def scaled_std_convs(model: nn.Module) -> list[nn.Module]:
 
     types = tuple(getattr(std_conv, n) for n in ("ScaledStdConv2d", "ScaledStdConv2dSame") if hasattr(std_conv, n))
     return [m for m in model.modules() if isinstance(m, types)]
+
+
+def weight_standardised_conv_types() -> tuple[type, ...]:
+    """timm's weight-standardised convolutions (each filter is standardised over its fan-in)."""
+    names = ("StdConv2d", "StdConv2dSame", "ScaledStdConv2d", "ScaledStdConv2dSame")
+    return tuple(_timm_classes(*(("std_conv", n) for n in names)))
 
 
 def _timm_classes(*specs: tuple[str, str]) -> list[type]:

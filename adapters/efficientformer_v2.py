@@ -84,10 +84,3 @@ class EfficientFormerV2Adapter(DistilledHeadsMixin, Adapter):
             if isinstance(m, Attention2dDownsample):  # the first downsampling attention sees the stride-16 grid
                 return (int(m.resolution[0]) * 16, int(m.resolution[1]) * 16)
         return None
-
-    def model_args(self, model: nn.Module) -> dict[str, Any]:
-        args = super().model_args(model)
-        size = self.fixed_input_size(model)
-        if size is not None:
-            args.setdefault("img_size", size[0])
-        return args

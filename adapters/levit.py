@@ -60,10 +60,3 @@ class LevitAdapter(Adapter):
                 res = m.resolution if isinstance(m.resolution, (tuple, list)) else (m.resolution, m.resolution)
                 return (int(res[0]) * stride, int(res[1]) * stride)
         return None
-
-    def model_args(self, model: nn.Module) -> dict[str, Any]:
-        args = super().model_args(model)
-        size = self.fixed_input_size(model)
-        if size is not None:
-            args.setdefault("img_size", size[0])
-        return args

@@ -109,10 +109,3 @@ class MaxxVitAdapter(Adapter):
             cfg = self.pretrained_cfg(model).get("input_size")
             return (int(cfg[1]), int(cfg[2])) if cfg else None
         return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-
-    def model_args(self, model: nn.Module) -> dict[str, Any]:
-        args = super().model_args(model)
-        size = self.fixed_input_size(model)
-        if size is not None:
-            args.setdefault("img_size", size[0] if size[0] == size[1] else list(size))
-        return args

@@ -5,7 +5,8 @@ torch-pruning's conv pruner does not know; the adapters' graph context learns wh
 such conv kept (``_common.kept_output_channels``) and cuts ``gain`` to match; the residual
 ``alpha``/``beta`` scalars and the
 skip-init gains are scalars. ``torch.utils.flop_counter`` counts their convolutions (torch-pruning's own
-counter would not). Without normalisation statistics, growth is exact.
+counter would not). Growth is not exact: a weight-standardised conv whose fan-in grows standardises its
+filters over the new (zero) inputs too (``Adapter.growth_is_exact``).
 """
 
 from ._base import Adapter, Example, register_adapter

@@ -83,13 +83,6 @@ class SwinMixin:
     def fixed_input_size(self, model: nn.Module) -> tuple[int, int] | None:
         return fixed_img_size(unwrap_model(model))
 
-    def model_args(self, model: nn.Module) -> dict[str, Any]:
-        args = super().model_args(model)  # type: ignore[misc]
-        size = self.fixed_input_size(model)
-        if size is not None:
-            args.setdefault("img_size", size[0] if size[0] == size[1] else list(size))
-        return args
-
 
 @register_adapter
 class SwinTransformerAdapter(SwinMixin, HeadDimAttentionAdapter):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
 
 from timm.layers import AttentionPoolLatent
 from torch import nn
@@ -60,13 +59,6 @@ class TokenTransformerAdapter(HeadDimAttentionAdapter):
     def fixed_input_size(self, model: nn.Module) -> tuple[int, int] | None:
         return fixed_img_size(unwrap_model(model))
 
-    def model_args(self, model: nn.Module) -> dict[str, Any]:
-        args = super().model_args(model)
-        size = self.fixed_input_size(model)
-        if size is not None:
-            args.setdefault("img_size", list(size) if size[0] != size[1] else size[0])
-        return args
-
 
 class FixedWidthTransformerAdapter(Adapter):
     """ViT-style models whose attention reshapes its output to the *input* width (``reshape(B, N, C)``), so
@@ -99,13 +91,6 @@ class FixedWidthTransformerAdapter(Adapter):
 
     def fixed_input_size(self, model: nn.Module) -> tuple[int, int] | None:
         return fixed_img_size(unwrap_model(model))
-
-    def model_args(self, model: nn.Module) -> dict[str, Any]:
-        args = super().model_args(model)
-        size = self.fixed_input_size(model)
-        if size is not None:
-            args.setdefault("img_size", list(size) if size[0] != size[1] else size[0])
-        return args
 
 
 @register_adapter

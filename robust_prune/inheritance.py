@@ -12,8 +12,9 @@ survivors of the replay name where they came from. New entries are filled by ``i
   freshly initialised (timm's own initialisation, or normal with std ``scale``); per-channel tensors
   (biases, norm affine, BatchNorm running statistics) take timm's fresh values (BN: weight 1, bias 0,
   mean 0, var 1). New channels still flow through residual sums and pools, but nothing reads them,
-  so BatchNorm families compute exactly the ticket's function. Where a norm mixes channels (LayerNorm
-  or GroupNorm over a grown width) the adapter says ``grow_exact = False`` and the deviation is reported.
+  so BatchNorm families compute exactly the ticket's function. Where a layer pools channels over a grown
+  width (LayerNorm, GroupNorm, a weight-standardised convolution) the adapter says growth is inexact
+  (``Adapter.growth_is_exact``) and the deviation is reported.
 - ``"zero"``: every new parameter is zero (the strictest sparse inheritance; channels whose weights are
   zero on both sides cannot learn).
 - ``"random"``: timm's fresh initialisation at every new position (not function-preserving; a control).
@@ -267,17 +268,6 @@ def _deviation(ticket: nn.Module, grown: nn.Module, input_size: list[int], seed:
     return dev, dev / max(float(ref.abs().max()), 1e-12)
 
 
-def _mixes_channels(model: nn.Module) -> bool:
-    """Whether a layer pools statistics over several channels (LayerNorm, GroupNorm, EvoNorm-S, weight-standardised
-    convolutions), which growing the width changes, whatever the family's adapter claims."""
-    for m in model.modules():
-        if isinstance(m, nn.LayerNorm) or (isinstance(m, nn.GroupNorm) and m.num_groups != m.num_channels):
-            return True
-        if type(m).__name__.startswith("EvoNorm2dS") or "StdConv" in type(m).__name__:
-            return True  # group statistics, or weight standardisation over a grown fan-in
-    return False
-
-
 def grow(
     ticket: Any,
     *,
@@ -349,7 +339,7 @@ def _grow(model: nn.Module, record: PruningRecord, *, init: str, scale: float | 
     if isinstance(model, NormalizedModel):
         grown = NormalizedModel(full, model.mean.flatten().tolist(), model.std.flatten().tolist()).to(model.mean.device)
     dev, rel = _deviation(model, grown, record.input_size, seed)
-    adapter_exact = bool(getattr(adapter_by_name(record.adapter), "grow_exact", True)) and not _mixes_channels(full)
+    adapter_exact = adapter_by_name(record.adapter).growth_is_exact(inner, full)
     info = GrowthInfo(
         init=init,
         scale=scale,

@@ -179,3 +179,37 @@ def test_inexact_growth_layers_name_pruned_layernorms_only() -> None:
     cnn, full_cnn = create_model("test_resnet", num_classes=10), create_model("test_resnet", num_classes=10)
     rp.prune(cnn, 0.5)
     assert get_adapter(cnn).inexact_growth_layers(cnn, full_cnn) == []
+    assert get_adapter(cnn).growth_is_exact(cnn, full_cnn)
+
+
+def test_weight_standardised_convs_whose_fan_in_was_pruned_make_growth_inexact() -> None:
+    nf, full_nf = create_model("test_nfnet", num_classes=10), create_model("test_nfnet", num_classes=10)
+    _, record = rp.prune(nf, 0.5)
+    inexact = get_adapter(nf).inexact_growth_layers(nf, full_nf)
+    convs = dict(nf.named_modules())
+    assert inexact and all(isinstance(convs[name], nn.Conv2d) for name in inexact)
+    assert not get_adapter(nf).growth_is_exact(nf, full_nf)
+    grown = rp.grow(nf, record=record).info
+    assert not grown.adapter_exact and not grown.exact  # the measured deviation agrees with the claim
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("vit_tiny_patch16_224", {"img_size": 48, "depth": 1}),
+        ("swin_tiny_patch4_window7_224", {"img_size": 32, "window_size": 4, "depths": [1, 1, 1, 1], "embed_dim": 24}),
+        ("mixer_s32_224", {"img_size": 64}),
+        ("levit_128s", {"img_size": 64}),
+    ],
+)
+def test_the_base_adapter_records_the_fixed_input_size_of_a_model_built_outside_the_library(
+    name: str, kwargs: dict
+) -> None:
+    import timm
+
+    model = timm.create_model(name, num_classes=10, **kwargs)  # no creation arguments recorded
+    args = get_adapter(model).model_args(model)
+    assert args["img_size"] == kwargs["img_size"]
+    rebuilt = timm.create_model(name, **{**kwargs, **args})
+    shapes = {k: v.shape for k, v in model.state_dict().items()}
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == shapes
