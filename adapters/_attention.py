@@ -1,0 +1,74 @@
+"""Attention heads: which output channels of a fused ``qkv`` belong to which head, and the attention attributes
+(``num_heads``, ``head_dim``, ``scale``) fixed up after pruning."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from torch import nn
+
+from ._timm import submodule_names
+
+__all__ = [
+    "heads_by_qkv",
+    "fix_qkv_attention",
+]
+
+
+def heads_by_qkv(
+    model: nn.Module, *, qkv: str = "qkv", heads: str = "num_heads", where: Callable[[nn.Module], bool] | None = None
+) -> dict[nn.Module, int]:
+    """``{module.<qkv>: module.<heads>}`` for every submodule with a fused qkv ``nn.Linear`` (or 1x1 conv)."""
+    out: dict[nn.Module, int] = {}
+    for m in model.modules():
+        layer, n = getattr(m, qkv, None), getattr(m, heads, None)
+        if isinstance(layer, (nn.Linear, nn.Conv2d)) and isinstance(n, int) and n > 0:
+            if where is None or where(m):
+                out[layer] = n
+    return out
+
+
+def _out_width(layer: nn.Module) -> int:
+    return int(layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels)
+
+
+def fix_qkv_attention(
+    model: nn.Module,
+    num_heads: dict[nn.Module, int],
+    *,
+    qkv: str = "qkv",
+    chunks: int = 3,
+    attrs: Sequence[str] = ("head_dim", "attn_dim", "scale", "fused_attn"),
+    keep_scale: bool = True,
+    unfuse: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Set ``num_heads``/``head_dim``/``attn_dim`` of every attention whose ``qkv`` is in ``num_heads``.
+
+    After head-dim pruning, ``F.scaled_dot_product_attention`` scales by 1/sqrt(new head_dim) while the
+    stored ``scale`` still holds 1/sqrt(original head_dim). We keep the original temperature (``keep_scale``),
+    which keeps the pruned network closest to the dense one it inherits its weights from, and switch the
+    module to its explicit (non-fused) path (``unfuse``) so that the stored scale is the one used. Both are
+    returned so the record replays them and a rebuilt model computes exactly the same function.
+    """
+    names = submodule_names(model)
+    fixed: dict[str, dict[str, Any]] = {}
+    for m in model.modules():
+        layer = getattr(m, qkv, None)
+        if layer is None or layer not in num_heads:
+            continue
+        heads = int(num_heads[layer])
+        head_dim = _out_width(layer) // (chunks * heads)
+        values: dict[str, Any] = {"num_heads": heads}
+        if "head_dim" in attrs and hasattr(m, "head_dim"):
+            values["head_dim"] = head_dim
+        if "attn_dim" in attrs and hasattr(m, "attn_dim"):
+            values["attn_dim"] = heads * head_dim
+        if "scale" in attrs and isinstance(getattr(m, "scale", None), float):
+            values["scale"] = float(m.scale) if keep_scale else head_dim**-0.5
+        if "fused_attn" in attrs and hasattr(m, "fused_attn"):
+            values["fused_attn"] = False if unfuse else bool(m.fused_attn)
+        for attr, value in values.items():
+            setattr(m, attr, value)
+        fixed[names[m]] = values
+    return fixed
