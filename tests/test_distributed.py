@@ -88,3 +88,45 @@ def test_torchrun_two_processes_identical_weights_single_writer(tmp_path: Path) 
     report = json.loads((out / "report.json").read_text())
     assert report["n"] == N_TEST
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir() if not p.name.isdigit()) == ["LATEST"]
+
+
+def _run_child(tmp_path: Path, name: str, processes: int, batch_size: int, **kw: int) -> dict:
+    """The child run with ``processes`` processes (1: plain python) at ``batch_size`` per process; rank 0's facts."""
+    weights = tmp_path / name
+    args = [str(CHILD), "--method", "dense", "--weights-dir", str(weights), "--batch-size", str(batch_size)]
+    for key, value in kw.items():
+        args += ["--" + key.replace("_", "-"), str(value)]
+    if processes == 1:
+        command = [sys.executable, *args]
+    else:
+        torchrun = str(Path(sys.executable).with_name("torchrun"))
+        command = [torchrun if Path(torchrun).exists() else "torchrun", "--nproc_per_node", str(processes),
+                   "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), *args]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    return json.loads((weights / "facts-rank0.json").read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("torchrun") is None and not Path(sys.executable).with_name("torchrun").exists(),
+                    reason="torchrun is not installed")  # fmt: skip
+def test_two_processes_train_like_one_process_at_the_same_global_batch(tmp_path: Path) -> None:
+    """2 processes x 32 images per step against 1 process x 64, the same epochs: the learning rate follows the same
+    schedule per global step, and PGD-20 accuracy of the 2-process model lies in the one-process run's 95% interval.
+
+    (Before issue 16 accelerate's prepared scheduler stepped once per process: lr [0.025, 0, 0, 0] and PGD 0.00.)
+    """
+    kw = {"epochs": 4, "n_train": 1437, "n_test": 300, "train_steps": 2, "eval_steps": 20}
+    one = _run_child(tmp_path, "one", 1, 64, **kw)
+    two = _run_child(tmp_path, "two", 2, 32, **kw)
+    assert two["world_size"] == 2 and one["world_size"] == 1
+    assert two["train_images"] == one["train_images"] == [1437] * 4
+    assert two["lr"] == pytest.approx(one["lr"], abs=1e-12), (one["lr"], two["lr"])
+    assert two["lr"][0] > 0.01 and two["lr"][-1] == 0.0  # a cosine decay over all four epochs, not a quarter
+    pgd_one, pgd_two = one["attacks"]["pgd"], two["attacks"]["pgd"]
+    print(f"PGD-20 accuracy: one process {pgd_one['accuracy']:.3f} (95% CI {pgd_one['ci'][0]:.3f}-"
+          f"{pgd_one['ci'][1]:.3f}), two processes {pgd_two['accuracy']:.3f}")  # fmt: skip
+    assert pgd_one["accuracy"] > 0.2, "the one-process reference did not learn: the comparison would say nothing"
+    low, high = pgd_one["ci"]
+    assert low <= pgd_two["accuracy"] <= high, (pgd_one, pgd_two)
