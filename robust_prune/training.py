@@ -38,7 +38,8 @@ __all__ = ["EpochStats", "train", "train_one_batch", "adversarial_loss", "make_a
 
 @dataclass
 class EpochStats:
-    """What one epoch of training measured (accuracies on the training batches)."""
+    """What one epoch of training measured (accuracies on the training batches; for PGD-AT and FGSM-RS the clean
+    accuracy on every ``CLEAN_EVERY``-th batch)."""
 
     stage: str
     epoch: int
@@ -94,11 +95,13 @@ def adversarial_loss(
     attack: AttackConfig,
     trades_beta: float = 6.0,
     attack_model: nn.Module | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    monitor_clean: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """The training loss for one batch, with the clean and adversarial logits.
 
     ``attack_model`` (default ``model``) computes the adversarial examples: pass the unwrapped module
-    when ``model`` is wrapped for distributed training.
+    when ``model`` is wrapped for distributed training. With ``monitor_clean=False``, PGD-AT and FGSM-RS skip the
+    extra clean forward pass that only monitors clean accuracy (the clean logits are then None).
     """
     x_adv = _adversarial_examples(attack_model or model, images, labels, objective, attack)
     if objective == "trades":
@@ -110,6 +113,8 @@ def adversarial_loss(
     loss = F.cross_entropy(logits_adv, labels)
     if objective == "clean":
         return loss, logits_adv, logits_adv
+    if not monitor_clean:
+        return loss, None, logits_adv
     with torch.no_grad(), eval_mode(model):  # monitoring only: keep BatchNorm statistics adversarial
         logits_clean = model(images)
     return loss, logits_clean, logits_adv
@@ -157,6 +162,9 @@ def make_accelerator(config: TrainConfig) -> Any:
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # The progress bar (and the divergence check) read the device every this many steps: the loop's only host syncs.
 PROGRESS_EVERY = 10
+# PGD-AT and FGSM-RS measure the clean training accuracy on every this many batches: the extra clean forward pass
+# on every batch cost about 5% of PGD-5 training throughput (benchmarks/results/throughput.md).
+CLEAN_EVERY = 10
 
 
 def check_precision(config: TrainConfig, device: torch.device | str) -> None:
@@ -252,7 +260,8 @@ def train(
             shuffle.manual_seed(_shuffle_seed(seed, epoch))
         wrapped.train()
         started = time.perf_counter()
-        totals = torch.zeros(3, device=device)  # loss sum, clean correct, adv correct (stays on the device)
+        # loss sum, clean correct, adv correct, images whose clean accuracy was measured (stays on the device)
+        totals = torch.zeros(4, device=device)
         first_bad = torch.zeros((), dtype=torch.long, device=device)  # 1 + the first non-finite batch, 0 if none
         images = 0
         steps = len(loader)
@@ -269,6 +278,7 @@ def train(
                     attack=batch_attack,
                     trades_beta=config.trades_beta,
                     attack_model=plain,
+                    monitor_clean=step % CLEAN_EVERY == 0,
                 )
             loss_value = loss.detach().float()
             first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss_value), step + 1, first_bad)
@@ -278,11 +288,14 @@ def train(
             scaler.update()
             scheduler.step()
             # per-image results from every process, without the samples padded into the last batch
+            monitored = logits_clean is not None
+            clean_correct = (logits_clean.argmax(1) == labels).float() if monitored else torch.zeros_like(loss_value)
             per_image = torch.stack(
                 [
                     loss_value.expand(labels.shape).to(torch.float32),
-                    (logits_clean.argmax(1) == labels).float(),
+                    clean_correct.expand(labels.shape),
                     (logits_adv.argmax(1) == labels).float(),
+                    torch.full(labels.shape, float(monitored), device=labels.device),
                 ]
             )
             per_image = accelerator.gather_for_metrics(per_image.T.contiguous()).T
@@ -291,8 +304,9 @@ def train(
             if (step + 1) % PROGRESS_EVERY == 0 or step + 1 == steps:  # the only host syncs of the loop
                 _raise_if_diverged(int(first_bad), stage=stage, epoch=epoch, lr=lr, eps=attack.eps)
                 if show:
-                    mean = (totals / max(images, 1)).tolist()
-                    bar.set_postfix(loss=f"{mean[0]:.3f}", clean=f"{mean[1]:.3f}", adv=f"{mean[2]:.3f}")
+                    sums = totals.tolist()
+                    bar.set_postfix(loss=f"{sums[0] / max(images, 1):.3f}", clean=f"{sums[1] / max(sums[3], 1):.3f}",
+                                    adv=f"{sums[2] / max(images, 1):.3f}")  # fmt: skip
         _raise_if_diverged(int(first_bad), stage=stage, epoch=epoch, lr=lr, eps=attack.eps)
         bad = [name for name, t in plain.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
         if bad:  # checked before the epoch is checkpointed, so the last checkpoint stays a good one
@@ -308,7 +322,7 @@ def train(
             stage=stage,
             epoch=epoch + 1,
             loss=sums[0] / images_seen,
-            clean_accuracy=sums[1] / images_seen,
+            clean_accuracy=sums[1] / max(sums[3], 1.0),
             adversarial_accuracy=sums[2] / images_seen,
             lr=float(scheduler.get_last_lr()[0]),
             seconds=time.perf_counter() - started,

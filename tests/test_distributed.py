@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from safetensors.torch import load_file
 from robust_prune import distributed
 
 CHILD = Path(__file__).with_name("_robustify_child.py")
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]  # torchrun, without relying on its script being on PATH
 N_TRAIN, N_TEST = 100, 45  # 7 batches of 16 over 2 processes: the last one is padded; 45 test points are odd
 
 
@@ -38,15 +38,10 @@ def test_single_process_helpers_are_no_ops() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("torchrun") is None and not Path(sys.executable).with_name("torchrun").exists(),
-                    reason="torchrun is not installed")  # fmt: skip
 def test_torchrun_two_processes_identical_weights_single_writer(tmp_path: Path) -> None:
-    torchrun = str(Path(sys.executable).with_name("torchrun"))
-    if not Path(torchrun).exists():
-        torchrun = shutil.which("torchrun") or "torchrun"
     weights, run_dir, out = tmp_path / "weights", tmp_path / "run", tmp_path / "out"
     command = [
-        torchrun, "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+        *TORCHRUN, "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
         str(CHILD), "--method", "prune", "--epochs", "1", "--finetune-epochs", "1",
         "--n-train", str(N_TRAIN), "--n-test", str(N_TEST),
         "--weights-dir", str(weights), "--run-dir", str(run_dir), "--out", str(out),
@@ -99,8 +94,7 @@ def _run_child(tmp_path: Path, name: str, processes: int, batch_size: int, **kw:
     if processes == 1:
         command = [sys.executable, *args]
     else:
-        torchrun = str(Path(sys.executable).with_name("torchrun"))
-        command = [torchrun if Path(torchrun).exists() else "torchrun", "--nproc_per_node", str(processes),
+        command = [*TORCHRUN, "--nproc_per_node", str(processes),
                    "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), *args]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
@@ -109,8 +103,6 @@ def _run_child(tmp_path: Path, name: str, processes: int, batch_size: int, **kw:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("torchrun") is None and not Path(sys.executable).with_name("torchrun").exists(),
-                    reason="torchrun is not installed")  # fmt: skip
 def test_two_processes_train_like_one_process_at_the_same_global_batch(tmp_path: Path) -> None:
     """2 processes x 32 images per step against 1 process x 64, the same epochs: the learning rate follows the same
     schedule per global step, and PGD-20 accuracy of the 2-process model lies in the one-process run's 95% interval.
