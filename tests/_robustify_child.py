@@ -110,7 +110,8 @@ def main() -> None:
         "attack_n": {k: v.n for k, v in report.attacks.items()},
         "train_images": [h.images for h in result.history],
         "lr": [h.lr for h in result.history],
-        "attacks": {k: {"accuracy": v.accuracy, "ci": [v.ci_low, v.ci_high]} for k, v in report.attacks.items()},
+        "attacks": {k: {"accuracy": v.accuracy, "ci": [v.ci_low, v.ci_high], "correct": v.correct, "extra": v.extra}
+                    for k, v in report.attacks.items()},  # fmt: skip
         "pid": os.getpid(),
     }
     _io.write_json(out / f"facts-rank{rank}.json", facts)

@@ -45,6 +45,7 @@ def test_torchrun_two_processes_identical_weights_single_writer(tmp_path: Path) 
         str(CHILD), "--method", "prune", "--epochs", "1", "--finetune-epochs", "1",
         "--n-train", str(N_TRAIN), "--n-test", str(N_TEST),
         "--weights-dir", str(weights), "--run-dir", str(run_dir), "--out", str(out),
+        "--eval-attacks", "pgd,cw,autoattack-fast",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -64,6 +65,12 @@ def test_torchrun_two_processes_identical_weights_single_writer(tmp_path: Path) 
         assert f["train_images"] == [N_TRAIN, N_TRAIN]
     assert facts[0]["clean_accuracy"] == facts[1]["clean_accuracy"]
     assert facts[0]["robust_accuracy"] == facts[1]["robust_accuracy"]
+    # rank-local statistics are merged over the processes: they account for every point, on both ranks
+    assert facts[0]["attacks"] == facts[1]["attacks"]
+    clean = round(facts[0]["clean_accuracy"] * N_TEST)
+    auto, cw = facts[0]["attacks"]["autoattack-fast"], facts[0]["attacks"]["cw"]
+    assert sum(auto["extra"]["broken_by"].values()) == clean - auto["correct"], auto
+    assert round(cw["extra"]["success_rate"] * clean) == clean - cw["correct"], cw
 
     # the reported clean accuracy is the single-process accuracy of the final model on all N_TEST points
     from robust_prune.hub import from_pretrained

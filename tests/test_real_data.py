@@ -175,3 +175,11 @@ def test_nan_images_are_refused_and_nothing_is_written(tmp_path: Path) -> None:
     assert not (tmp_path / "run").exists()
     with pytest.raises(NonFiniteImagesError):
         rp.evaluate(timm.create_model("test_resnet", num_classes=4), _nan_loaders()[1], eps=0.1, progress=False)
+
+
+def test_workers_read_an_augmented_image_folder(tmp_path: Path) -> None:
+    folder = _image_folder(tmp_path / "shapes", 64)
+    bundle = load_data(str(folder), image_size=48, num_workers=2, batch_size=8)
+    x, y = next(iter(bundle.train))  # the transforms are pickled into the worker processes
+    assert x.shape == (8, 3, 48, 48) and bundle.train.num_workers == 2 and bundle.spec()["augment"] is True
+    assert bool(torch.isfinite(x).all()) and float(x.min()) >= 0.0 and float(x.max()) <= 1.0
