@@ -180,10 +180,12 @@ def check_precision(config: TrainConfig, device: torch.device | str) -> None:
         )
 
 
-def _raise_if_diverged(first_bad: int, *, stage: str, epoch: int, lr: float, eps: float | None) -> None:
-    if first_bad:
+def _raise_if_diverged(first_bad: torch.Tensor, *, stage: str, epoch: int, lr: float, eps: float | None) -> None:
+    """Raise on every process when the loss diverged on any (one process raising alone would hang the others)."""
+    if int(distributed.sum_across((first_bad > 0).to(torch.int32))):
+        where = f"batch {int(first_bad)}" if int(first_bad) else "a batch of another process"
         raise TrainingDivergedError(
-            f"{stage}: the loss became NaN or infinite at epoch {epoch + 1}, batch {first_bad}. "
+            f"{stage}: the loss became NaN or infinite at epoch {epoch + 1}, {where}. "
             f"Likely cause: the learning rate ({lr}) or eps ({eps}) is too large. "
             "The last good checkpoint (if any) is kept."
         )
@@ -302,12 +304,12 @@ def train(
             totals += per_image.sum(1).to(totals.device)
             images += per_image.shape[1]
             if (step + 1) % PROGRESS_EVERY == 0 or step + 1 == steps:  # the only host syncs of the loop
-                _raise_if_diverged(int(first_bad), stage=stage, epoch=epoch, lr=lr, eps=attack.eps)
+                _raise_if_diverged(first_bad, stage=stage, epoch=epoch, lr=lr, eps=attack.eps)
                 if show:
                     sums = totals.tolist()
                     bar.set_postfix(loss=f"{sums[0] / max(images, 1):.3f}", clean=f"{sums[1] / max(sums[3], 1):.3f}",
                                     adv=f"{sums[2] / max(images, 1):.3f}")  # fmt: skip
-        _raise_if_diverged(int(first_bad), stage=stage, epoch=epoch, lr=lr, eps=attack.eps)
+        _raise_if_diverged(first_bad, stage=stage, epoch=epoch, lr=lr, eps=attack.eps)
         bad = [name for name, t in plain.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
         if bad:  # checked before the epoch is checkpointed, so the last checkpoint stays a good one
             raise TrainingDivergedError(
