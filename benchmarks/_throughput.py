@@ -179,12 +179,17 @@ def _multi_process(budget: ThroughputBudget) -> list[dict[str, Any]]:
 
 
 def run_throughput(
-    *, quick: bool = False, out_dir: str | os.PathLike[str] | None = None, threads: int | None = None
+    *,
+    quick: bool = False,
+    out_dir: str | os.PathLike[str] | None = None,
+    threads: int | None = None,
+    budget: ThroughputBudget | None = None,
 ) -> list[dict[str, Any]]:
-    """Measure the three ratios and write ``throughput.json`` / ``throughput.md``; return the rows."""
+    """Measure the three ratios and write ``throughput.json`` / ``throughput.md``; return the rows (``budget``
+    overrides the quick/full sizes)."""
     from benchmarks._common import set_threads, write_results
 
-    budget = QUICK if quick else FULL
+    budget = budget or (QUICK if quick else FULL)
     set_threads(threads)
     rows = _library_vs_plain(budget) + _multi_process(budget)
     ratio = {r["measure"] + ":" + r["variant"]: r["ratio"] for r in rows}
