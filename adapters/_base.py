@@ -223,6 +223,14 @@ class Adapter:
                 return int(m.in_channels)
         return 3
 
+    def pretrained_input_size(self, model: nn.Module) -> int | None:
+        """The side of the square input the model was pretrained at (``pretrained_cfg['input_size']``, e.g. 224),
+        or None when the config names none: image folders are read at this size by default."""
+        size = self.pretrained_cfg(model).get("input_size")
+        if isinstance(size, (list, tuple)) and len(size) == 3:
+            return int(size[-1])
+        return None
+
     def fixed_input_size(self, model: nn.Module) -> tuple[int, int] | None:
         """The spatial size the model requires, or None when it accepts any reasonable size.
 
@@ -377,8 +385,10 @@ class Adapter:
         return layers
 
     def example_inputs(self, model: nn.Module, *, image_size: int = 32) -> torch.Tensor:
+        """A random input of batch one at the model's size, on the model's device (pruning traces with it)."""
         size = self.fixed_input_size(model) or (image_size, image_size)
-        return torch.rand(1, self.in_chans(model), *size)
+        device = next((t.device for t in list(model.parameters()) + list(model.buffers())), None)
+        return torch.rand(1, self.in_chans(model), *size).to(device)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, timm_modules={self.timm_modules!r})"

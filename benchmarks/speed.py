@@ -230,9 +230,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", default=None, help="comma-separated subset of train,latency,eval,overhead")
     parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
     add_threads_argument(parser)
+    # issue 16: the training loop against plain torch, 2 processes, bf16 (benchmarks/_throughput.py)
+    parser.add_argument("--throughput", action="store_true",
+                        help="measure only the throughput ratios (library/plain PGD-AT, 2 processes, bf16/fp32)")
 
 
 def main(args: argparse.Namespace) -> int:
+    if getattr(args, "throughput", False):  # issue 16: its own results file, throughput.{json,md}
+        from benchmarks._throughput import run_throughput
+
+        run_throughput(quick=args.quick, out_dir=args.out_dir, threads=args.threads)
+        return 0
     run_speed(
         QUICK if args.quick else FULL,
         only=args.only.split(",") if args.only else None,

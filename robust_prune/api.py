@@ -15,6 +15,7 @@ from torch import nn
 
 from robust_prune.adapters import get_adapter
 
+from . import distributed
 from .config import AttackConfig, RobustifyConfig
 from .data import DataBundle, load_data
 from .distributed import is_main_process
@@ -24,6 +25,8 @@ from .models import NormalizedModel, adapt_model, create_model
 from .options import build_config
 from .result import RobustifyResult
 from .runner import StageRunner, open_run_directory
+from .training import check_precision
+from .transforms import check_image_size, resolve_image_size
 
 __all__ = ["RobustifyResult", "robustify", "prepare"]
 
@@ -36,16 +39,26 @@ def prepare(
     download: bool = False,
     batch_size: int = 64,
     seed: int = 0,
+    image_size: int | None = None,
+    augment: bool = True,
+    num_workers: int = 0,
+    pin_memory: bool | None = None,
 ) -> tuple[NormalizedModel, DataBundle]:
     """Fit a timm model (or model name) to the data: classes, channels and input size; wrap it for pixel space.
+
+    Images are read at ``image_size`` (default: a named dataset's native resolution, digits at 32; an image folder at
+    the model's pretrained input size; a model with a fixed input size at that size), the training split augmented
+    unless ``augment=False`` (:mod:`robust_prune.transforms`); ``num_workers``/``pin_memory`` go to the DataLoaders.
 
     Example:
         >>> model, bundle = prepare("resnet10t", "digits")
         >>> bundle.num_classes, model.model.num_classes
         (10, 10)
     """
+    check_image_size(image_size)
     if isinstance(model, str):
-        probe = load_data(data, root=data_dir, download=download, batch_size=batch_size, seed=seed)
+        probe = load_data(data, root=data_dir, download=download, batch_size=batch_size, seed=seed, image_size=8,
+                          augment=False)  # only the number of classes is read  # fmt: skip
         model = create_model(model, num_classes=probe.num_classes)
     if not isinstance(model, nn.Module):
         raise ModelAdaptationError(
@@ -53,15 +66,20 @@ def prepare(
             "Example: robustify(timm.create_model('resnet18', num_classes=10))."
         )
     adapter = get_adapter(model)
-    size = adapter.fixed_input_size(model)
+    size = resolve_image_size(
+        data, image_size, fixed=adapter.fixed_input_size(model), pretrained=adapter.pretrained_input_size(model)
+    )
     bundle = load_data(
         data,
-        image_size=size[0] if size else 32,
+        image_size=size,
         channels=adapter.in_chans(model),
         batch_size=batch_size,
         root=data_dir,
         download=download,
         seed=seed,
+        augment=augment,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
     )
     adapt_model(model, num_classes=bundle.num_classes)
     return NormalizedModel.from_timm(model), bundle
@@ -117,6 +135,10 @@ def robustify(
     data_dir: str | os.PathLike[str] | None = None,
     download: bool = False,
     batch_size: int = 64,
+    image_size: int | None = None,
+    augment: bool = True,
+    num_workers: int = 0,
+    pin_memory: bool | None = None,
     progress: bool = True,
     run_dir: str | os.PathLike[str] | None = None,
     resume: str | os.PathLike[str] | bool | None = None,
@@ -155,7 +177,10 @@ def robustify(
             attack's L-inf eps when set, else the dataset's), PGD steps (20) and test points (all).
         seed: makes the whole run deterministic on one machine.
         config: a full :class:`RobustifyConfig` instead of the options above (giving both is an error).
-        data_dir, download, batch_size: where torchvision datasets live, whether to fetch them, batch size.
+        data_dir, download, batch_size: where torchvision datasets live, whether to fetch them, batch size (per
+            process under torchrun: N processes train at a global batch of N x batch_size).
+        image_size, augment, num_workers, pin_memory: how the data is read (:func:`prepare`; recorded in the
+            result's data spec).
         progress: show progress bars (on the main process only).
         run_dir: checkpoint every stage into this folder (see :mod:`robust_prune.runner`).
         resume: a run directory (or True with ``run_dir``) to continue from its last checkpoint; the
@@ -174,10 +199,15 @@ def robustify(
     options = {k: v for k, v in locals().items() if k not in _NOT_CONFIG}
     data_name = "digits" if data is None else str(data) if isinstance(data, (str, os.PathLike)) else "loaders"
     config = build_config(config=options.pop("config"), data=data_name, **options)
+    for stage in (config.pretrain, config.finetune, config.grow_train):  # before anything is read or written
+        check_precision(stage, distributed.device())
     torch.manual_seed(config.seed)
     if data is None and config.data != "digits":
         data = config.data
-    net, bundle = prepare(model, data, data_dir=data_dir, download=download, batch_size=batch_size, seed=config.seed)
+    net, bundle = prepare(
+        model, data, data_dir=data_dir, download=download, batch_size=batch_size, seed=config.seed,
+        image_size=image_size, augment=augment, num_workers=num_workers, pin_memory=pin_memory,
+    )  # fmt: skip
     config.budgets(bundle.default_eps)  # refuse a run without an attack budget before anything is written
     runner = StageRunner(open_run_directory(run_dir, resume, config, net, bundle, overwrite=overwrite))
     progress = progress and is_main_process()  # one set of progress bars under torchrun
@@ -185,4 +215,5 @@ def robustify(
 
 
 # robustify()'s arguments that are not config options
-_NOT_CONFIG = {"model", "data", "data_dir", "download", "batch_size", "progress", "run_dir", "resume", "overwrite"}
+_NOT_CONFIG = {"model", "data", "data_dir", "download", "batch_size", "progress", "run_dir", "resume", "overwrite",
+               "image_size", "augment", "num_workers", "pin_memory"}  # fmt: skip

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RobustPruneError
-from .options import OPTIONS, Option, build_config, field_type, option_default
+from .options import DATA_OPTIONS, OPTIONS, Option, build_config, field_type, option_default
 
 __all__ = ["main", "build_parser"]
 
@@ -54,7 +54,9 @@ def _robustify_args(sub: argparse._SubParsersAction) -> None:
         _, kwargs = _cli_type(option)
         p.add_argument(option.flag, *option.aliases, dest=option.name, default=None,
                        help=f"{option.help} (default: {option_default(option)})", **kwargs)  # fmt: skip
-    p.add_argument("--batch-size", type=int, default=64)
+    _data_flags(p, evaluate=False)
+    p.add_argument("--batch-size", type=int, default=64, help="per process: torchrun with N processes trains at a "
+                   "global batch of N x this")  # fmt: skip
     p.add_argument("--out", default=None, help="output folder (default: runs/MODEL-DATASET-METHOD)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--run-dir", default=None, help="checkpoint every stage into this folder (resumable)")
@@ -64,13 +66,26 @@ def _robustify_args(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--print-config", action="store_true", help="print the run's full configuration as JSON and exit")
 
 
+def _data_flags(p: argparse.ArgumentParser, *, evaluate: bool) -> None:
+    """The flags of :data:`~robust_prune.options.DATA_OPTIONS` (``evaluate``: only those evaluation takes)."""
+    for option in DATA_OPTIONS:
+        if evaluate and not option.evaluate:
+            continue
+        kwargs: dict[str, Any] = (
+            {"action": argparse.BooleanOptionalAction} if option.type is bool else {"type": option.type}
+        )
+        p.add_argument(option.flag, dest=option.name, default=option.default, help=option.help, **kwargs)
+
+
 def _evaluate_args(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="evaluate a saved model folder or a Hub repository")
     p.add_argument("path", help="a folder written by robustify / save_pretrained, a Hub repo id or hf://REPO_ID")
     p.add_argument("--revision", default=None, help="Hub branch, tag or commit (default: main); the token comes "
                    "from HF_TOKEN or `hf auth login`")  # fmt: skip
     p.add_argument("--dataset", default=None, help="dataset (default: the one the model was trained on)")
-    p.add_argument("--data-dir", default=None)
+    p.add_argument("--data-dir", default=None, help="local folder holding the torchvision dataset (default: the "
+                   "one the model was trained from)")  # fmt: skip
+    _data_flags(p, evaluate=True)
     p.add_argument(
         "--attacks",
         default="pgd",
@@ -131,9 +146,10 @@ def _cmd_robustify(args: argparse.Namespace) -> int:
     if args.print_config:
         print(build_config(data=args.dataset, **options).to_json())
         return 0
+    data_options = {option.name: getattr(args, option.name) for option in DATA_OPTIONS}
     result = robustify(args.model, data, data_dir=args.data_dir, download=args.download, batch_size=args.batch_size,
                        progress=not args.no_progress, run_dir=args.run_dir, resume=args.resume,
-                       overwrite=args.overwrite, **options)  # fmt: skip
+                       overwrite=args.overwrite, **data_options, **options)  # fmt: skip
     if not is_main_process():  # under torchrun / accelerate launch the main process writes and prints
         return 0
     out = Path(args.out or f"runs/{args.model}-{Path(str(args.dataset)).name}-{result.config.method}")
@@ -148,9 +164,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .hub import from_pretrained
 
     model = from_pretrained(args.path, revision=args.revision)
-    saved = model.saved_config or {}
-    data = args.dataset or saved.get("data", {}).get("name") or "digits"
-    data = data if data != "loaders" else "digits"  # a model trained on user loaders: the embedded digits
+    spec = (model.saved_config or {}).get("data", {})
+    data, data_dir, image_size = _evaluation_data(args, spec)
     reported = model.report.meta.get("eps") if model.report is not None else None
     eps = args.eps if args.eps is not None else reported  # by default, the budget the model was reported at
     report = evaluate(
@@ -166,14 +181,32 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.no_progress,
         sanity=not args.no_sanity,
+        data_dir=data_dir,
+        image_size=image_size,
     )
     print(report)
     if args.diagnostics:
         from .diagnostics import diagnose
 
         print()
-        print(diagnose(model, data, eps=eps, norm=args.norm, n=min(args.n or 256, 256), seed=args.seed))
+        print(diagnose(model, data, eps=eps, norm=args.norm, n=min(args.n or 256, 256), seed=args.seed,
+                       data_dir=data_dir, image_size=image_size))  # fmt: skip
     return 0
+
+
+def _evaluation_data(args: argparse.Namespace, spec: dict[str, Any]) -> tuple[str, str | None, int | None]:
+    """The data ``evaluate DIR`` reads: the flags, else the saved model's data spec (its dataset, folder and size).
+
+    An image folder is recorded as its path (``source``); a model trained on a user's loaders has no dataset to
+    read back and is evaluated on the embedded digits unless ``--dataset`` names one.
+    """
+    name = spec.get("name")
+    saved = spec.get("source") if name == "imagefolder" else name
+    data = args.dataset or (saved if saved not in (None, "loaders") else "digits")
+    same = args.dataset is None or args.dataset == saved
+    data_dir = args.data_dir or (spec.get("source") if same and name != "imagefolder" else None)
+    image_size = args.image_size or (spec.get("image_size") if same and name not in (None, "loaders") else None)
+    return data, data_dir, image_size
 
 
 def _cmd_push(args: argparse.Namespace) -> int:

@@ -40,7 +40,7 @@ IMPORTANCES = ("magnitude", "taylor", "random", "robust")
 GRADIENT_IMPORTANCES = {"taylor": "channel", "robust": "weight"}
 SCOPES = ("global", "layerwise")
 SCHEDULES = ("cosine", "constant")
-MIXED_PRECISIONS = ("no", "bf16")
+MIXED_PRECISIONS = ("no", "bf16", "fp16")  # fp16 trains with a gradient scaler and needs CUDA
 GROW_INITS = ("zero-out", "zero", "random")
 # The SGD learning rate (momentum 0.9, cosine schedule) each objective trains at by default. TRADES' KL term
 # makes its loss larger and steeper: at 0.05 it diverged on the digits with resnet10t (loss 4.56 -> 6.14 in
@@ -167,7 +167,7 @@ class TrainConfig(_JsonConfig):
         lr: the initial SGD learning rate; ``None`` is the objective's default (:data:`DEFAULT_LR`).
         momentum, weight_decay: SGD settings; the learning rate follows ``schedule`` (cosine or constant).
         trades_beta: the TRADES trade-off.
-        mixed_precision: ``"no"`` or ``"bf16"``.
+        mixed_precision: ``"no"``, ``"bf16"`` (autocast) or ``"fp16"`` (autocast and a gradient scaler; CUDA only).
         checkpoint_every: checkpoint each this many epochs when a run directory is given.
 
     Example:

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from .errors import DatasetError, DatasetNotFoundError
+from .errors import ConfigError, DatasetError, DatasetNotFoundError, NonFiniteImagesError
+from .transforms import AUGMENTATIONS, ImageTransform, check_image_size, fit_images, image_transform, resolve_image_size
 
-__all__ = ["DataBundle", "load_data", "first_n", "DATASETS", "default_eps"]
+__all__ = ["DataBundle", "load_data", "first_n", "check_finite", "DATASETS", "default_eps"]
 
 # Default L-inf budgets in pixel units, the common choice for each dataset.
 _DEFAULT_EPS = {
@@ -65,11 +65,15 @@ class DataBundle:
     image_size: int
     name: str
     default_eps: float | None
+    source: str | None = None
+    augment: bool = False
 
     def spec(self) -> dict[str, Any]:
-        """A JSON-able description stored with results."""
+        """A JSON-able description stored with results (``evaluate DIR`` reads the data back from it)."""
         return {
             "name": self.name,
+            "source": self.source,
+            "augment": self.augment,
             "num_classes": self.num_classes,
             "channels": self.channels,
             "image_size": self.image_size,
@@ -87,34 +91,18 @@ def _len(loader: DataLoader) -> int | None:
 
 
 class _Fitted(Dataset):
-    """Resizes and matches the channels of another dataset's [0, 1] images."""
+    """Another dataset's [0, 1] images through a :class:`~robust_prune.transforms.ImageTransform` (resize, channels,
+    augmentation)."""
 
-    def __init__(self, base: Dataset, image_size: int, channels: int) -> None:
-        self.base, self.image_size, self.channels = base, image_size, channels
+    def __init__(self, base: Dataset, transform: ImageTransform) -> None:
+        self.base, self.transform = base, transform
 
     def __len__(self) -> int:
         return len(self.base)  # type: ignore[arg-type]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         image, label = self.base[index]
-        return _fit_images(image.unsqueeze(0), self.image_size, self.channels)[0], int(label)
-
-
-def _fit_images(images: torch.Tensor, image_size: int, channels: int) -> torch.Tensor:
-    """(N, C, H, W) in [0, 1] -> (N, channels, image_size, image_size) in [0, 1]."""
-    if images.dim() != 4:
-        raise DatasetError(f"Images must have shape (N, C, H, W); got {tuple(images.shape)}.")
-    if images.shape[-2:] != (image_size, image_size):
-        images = F.interpolate(images, size=(image_size, image_size), mode="bilinear", align_corners=False)
-    c = images.shape[1]
-    if c != channels:
-        if c == 1:
-            images = images.expand(-1, channels, -1, -1)
-        elif channels == 1:
-            images = images.mean(dim=1, keepdim=True)
-        else:
-            raise DatasetError(f"Cannot turn {c}-channel images into {channels} channels; give the model {c} inputs.")
-    return images.clamp(0.0, 1.0).contiguous()
+        return self.transform(image), int(label)
 
 
 def _digits(image_size: int, channels: int, seed: int) -> tuple[Dataset, Dataset, int]:
@@ -127,7 +115,7 @@ def _digits(image_size: int, channels: int, seed: int) -> tuple[Dataset, Dataset
     train_idx, test_idx = train_test_split(
         list(range(len(labels))), test_size=0.2, random_state=seed, stratify=digits.target
     )
-    images = _fit_images(images, image_size, channels)
+    images = fit_images(images, image_size, channels)
     return (
         TensorDataset(images[train_idx], labels[train_idx]),
         TensorDataset(images[test_idx], labels[test_idx]),
@@ -191,9 +179,26 @@ def _image_folder(root: Path, seed: int) -> tuple[Dataset, Dataset, int]:
     return Subset(full, order[:cut]), Subset(full, order[cut:]), len(full.classes)
 
 
-def _loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, num_workers: int) -> DataLoader:
+def _loader(
+    dataset: Dataset, batch_size: int, shuffle: bool, seed: int, num_workers: int, pin_memory: bool
+) -> DataLoader:
     generator = torch.Generator().manual_seed(seed) if shuffle else None
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=num_workers)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=num_workers,
+                      pin_memory=pin_memory, persistent_workers=num_workers > 0)  # fmt: skip
+
+
+def check_finite(images: torch.Tensor, what: str) -> None:
+    """Refuse images holding NaN or infinity (they would make every loss, attack and report NaN).
+
+    Example:
+        >>> check_finite(torch.zeros(1, 3, 8, 8), "test")
+    """
+    if not bool(torch.isfinite(images).all()):
+        bad = int((~torch.isfinite(images)).flatten(1).any(1).sum())
+        raise NonFiniteImagesError(
+            f"{bad} of the {what} images hold NaN or infinite pixels. Clean or drop them before training: "
+            "images must be finite values in [0, 1]."
+        )
 
 
 def _check_images(loader: DataLoader, channels: int, what: str) -> tuple[int, int]:
@@ -204,6 +209,7 @@ def _check_images(loader: DataLoader, channels: int, what: str) -> tuple[int, in
     if not isinstance(x, torch.Tensor) or x.dim() != 4:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise DatasetError(f"The {what} loader must yield images of shape (N, C, H, W); got {shape}.")
+    check_finite(x, what)
     if x.shape[1] != channels:
         raise DatasetError(f"The {what} images have {x.shape[1]} channels but the model takes {channels}.")
     if float(x.min()) < 0.0 or float(x.max()) > 1.0:
@@ -248,7 +254,7 @@ def _count_classes(loader: DataLoader) -> int:
 def load_data(
     data: str | os.PathLike[str] | tuple[DataLoader, DataLoader] | DataBundle | None = None,
     *,
-    image_size: int = 32,
+    image_size: int | None = None,
     channels: int = 3,
     batch_size: int = 64,
     root: str | os.PathLike[str] | None = None,
@@ -256,20 +262,29 @@ def load_data(
     seed: int = 0,
     num_workers: int = 0,
     num_classes: int | None = None,
+    augment: bool = True,
+    pin_memory: bool | None = None,
 ) -> DataBundle:
     """Load a dataset as [0, 1] images of ``channels`` x ``image_size`` x ``image_size``.
 
     Args:
         data: ``None`` or ``"digits"`` (embedded), a torchvision name (``"mnist"``, ``"fashion-mnist"``,
             ``"cifar10"``, ``"cifar100"``, ``"svhn"``), a path to an image folder, or ``(train, test)`` loaders.
-        image_size, channels: what the model takes; images are resized and channels matched.
+        image_size: the side images are resized to (None: the dataset's native resolution, 32 for an image
+            folder; :func:`robust_prune.api.prepare` picks the model's input size for folders).
+        channels: what the model takes; channels are matched.
         batch_size: batch size of the loaders built here.
         root: the local folder for torchvision datasets; download: fetch them if missing.
         seed: fixes the digits split and the shuffling order.
+        num_workers, pin_memory: DataLoader workers, and pinned host memory (None: when CUDA is present).
         num_classes: for ``(train, test)`` loaders, the number of classes (inferred from labels if None).
+        augment: augment the training split (:mod:`robust_prune.transforms`: crop + flip for CIFAR/SVHN,
+            RandomResizedCrop + flip for image folders, nothing for digits/MNIST).
 
     Raises:
         DatasetError, DatasetNotFoundError: unknown name, missing folder, empty data, wrong image shape.
+        NonFiniteImagesError: a user's loader yields NaN or infinite pixels.
+        ConfigError: ``image_size`` is not an int >= 8, or ``num_workers`` is not an int >= 0.
     """
     if isinstance(data, DataBundle):
         return data
@@ -277,24 +292,36 @@ def load_data(
         if len(data) != 2 or not all(isinstance(d, DataLoader) for d in data):
             raise DatasetError("Pass data as a (train_loader, test_loader) pair of torch DataLoaders.")
         train_loader, test_loader = data
-        size, _ = _check_images(train_loader, channels, "training")
-        _check_images(test_loader, channels, "test")
+        with torch.random.fork_rng(devices=[]):  # iterating a loader draws its base seed from the global RNG
+            size, _ = _check_images(train_loader, channels, "training")
+            _check_images(test_loader, channels, "test")
         classes = num_classes or len(getattr(train_loader.dataset, "classes", [])) or _count_classes(train_loader)
         return DataBundle(train_loader, test_loader, classes, channels, size, "loaders", default_eps("loaders"))
-    if image_size < 8:
-        raise DatasetError(f"image_size must be at least 8 pixels, got {image_size}.")
+    check_image_size(image_size)
+    if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0:
+        raise ConfigError(f"num_workers must be an integer >= 0 (DataLoader worker processes), got {num_workers!r}.")
+    image_size = resolve_image_size(data, image_size)
     name = "digits" if data is None else str(data)
+    source = None
+
+    def fitted(base_train: Dataset, base_test: Dataset, kind: str) -> tuple[Dataset, Dataset]:
+        return (
+            _Fitted(base_train, image_transform(kind, image_size, channels=channels, train=True, augment=augment)),
+            _Fitted(base_test, image_transform(kind, image_size, channels=channels, train=False, augment=augment)),
+        )
+
     if name == "digits":
         train, test, classes = _digits(image_size, channels, seed)
     elif name in _TORCHVISION:
         base_train, base_test, classes = _torchvision(name, root, download)
-        train, test = _Fitted(base_train, image_size, channels), _Fitted(base_test, image_size, channels)
+        train, test = fitted(base_train, base_test, name)
+        source = None if root is None else str(root)
     elif Path(name).exists():
         if not Path(name).is_dir():
             raise DatasetError(f"{name} is a file; an image dataset is a folder with one sub-folder per class.")
         base_train, base_test, classes = _image_folder(Path(name), seed)
-        train, test = _Fitted(base_train, image_size, channels), _Fitted(base_test, image_size, channels)
-        name = "imagefolder"
+        train, test = fitted(base_train, base_test, "imagefolder")
+        source, name = name, "imagefolder"
     elif os.sep in name or name.startswith("."):
         raise DatasetNotFoundError(f"The data folder {name} does not exist. Check the path.")
     else:
@@ -304,12 +331,15 @@ def load_data(
         )
     if len(train) == 0 or len(test) == 0:  # type: ignore[arg-type]
         raise DatasetError(f"The {name} data is empty (train {len(train)}, test {len(test)} images).")  # type: ignore[arg-type]
+    pin = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
     return DataBundle(
-        train=_loader(train, batch_size, True, seed, num_workers),
-        test=_loader(test, batch_size, False, seed, num_workers),
+        train=_loader(train, batch_size, True, seed, num_workers, pin),
+        test=_loader(test, batch_size, False, seed, num_workers, pin),
         num_classes=classes,
         channels=channels,
         image_size=image_size,
         name=name,
         default_eps=default_eps(name),
+        source=source,
+        augment=augment and name in AUGMENTATIONS,
     )

@@ -93,7 +93,8 @@ def _grouped_operator(weight: torch.Tensor, groups: int, area: int) -> float:
 
 
 def _batchnorm_norms(name: str, module: nn.modules.batchnorm._BatchNorm) -> LayerNorms:
-    var = module.running_var if module.running_var is not None else torch.ones(module.num_features)
+    ones = torch.ones(module.num_features, device=module.weight.device if module.weight is not None else None)
+    var = module.running_var if module.running_var is not None else ones
     scale = 1.0 / torch.sqrt(var.detach().float() + module.eps)
     if module.weight is not None:
         scale = scale * module.weight.detach().float()
@@ -308,8 +309,11 @@ def diagnose(
     steps: int = 10,
     seed: int = 0,
     batch_size: int = 128,
+    data_dir: str | None = None,
+    image_size: int | None = None,
 ) -> Diagnostics:
-    """:func:`sparsity_diagnostics` on the first ``n`` test points of ``data`` (a name, bundle or loader).
+    """:func:`sparsity_diagnostics` on the first ``n`` test points of ``data`` (a name, bundle or loader), read
+    from ``data_dir`` at ``image_size`` (as :func:`robust_prune.evaluate` reads them), on the model's device.
 
     Example:
         >>> print(diagnose(model, "digits", n=128))  # doctest: +SKIP
@@ -317,7 +321,9 @@ def diagnose(
     from .data import first_n
     from .evaluation import evaluation_loader
 
-    loader, name, default_eps = evaluation_loader(data, model, batch_size=batch_size)
+    loader, name, default_eps = evaluation_loader(
+        data, model, batch_size=batch_size, data_dir=data_dir, image_size=image_size
+    )
     with torch.random.fork_rng(devices=[]):  # a DataLoader draws its base seed from the global RNG
         x, y = first_n(loader, n)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))

@@ -34,6 +34,9 @@ __all__ = [
     "sum_across",
     "broadcast_state",
     "barrier",
+    "device",
+    "gather_objects",
+    "model_device",
 ]
 
 
@@ -130,3 +133,44 @@ def barrier() -> None:
     """Wait for every process (no-op on one process)."""
     if is_distributed():
         dist.barrier()
+
+
+def device() -> torch.device:
+    """The device this process computes on: its GPU (``LOCAL_RANK`` under a launcher) when CUDA is present, else
+    the CPU. Library code that creates a tensor for a model uses the model's own device instead (see
+    :func:`model_device`); this is for the model's first placement.
+
+    Example:
+        >>> device().type in ("cpu", "cuda")
+        True
+    """
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (or buffer); the CPU for a model with neither.
+
+    Example:
+        >>> model_device(torch.nn.Linear(2, 2))
+        device(type='cpu')
+    """
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def gather_objects(obj: object) -> list[object]:
+    """Every process's ``obj`` (picklable, small: counts and lists of floats), in rank order; ``[obj]`` on one
+    process. Used to merge rank-local evaluation statistics.
+
+    Example:
+        >>> gather_objects({"apgd-ce": 3})
+        [{'apgd-ce': 3}]
+    """
+    if not is_distributed():
+        return [obj]
+    out: list[object] = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out

@@ -13,6 +13,7 @@ __all__ = [
     "ConfigError",
     "DatasetError",
     "DatasetNotFoundError",
+    "NonFiniteImagesError",
     "ModelAdaptationError",
     "UnsupportedArchitectureError",
     "PruningError",
@@ -36,6 +37,10 @@ class ConfigError(RobustPruneError, ValueError):
 
 class DatasetError(RobustPruneError, ValueError):
     """The data cannot be used: unknown name, empty, wrong image shape, or too few classes."""
+
+
+class NonFiniteImagesError(DatasetError):
+    """The images hold NaN or infinite pixels."""
 
 
 class DatasetNotFoundError(DatasetError, FileNotFoundError):

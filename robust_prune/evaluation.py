@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -29,30 +30,44 @@ from robust_prune.adapters import get_adapter
 from ._attack_zoo import AUTOATTACK_BUDGETS, CW_MIN_STEPS, SQUARE_QUERIES
 from .attacks import run_attack_detailed
 from .config import AttackConfig
-from .data import DataBundle, first_n, load_data
-from .distributed import merge_shards, shard_mask
+from .data import DataBundle, check_finite, first_n, load_data
+from .distributed import gather_objects, merge_shards, model_device, shard_mask
 from .errors import ConfigError
 from .measure import channel_ratio, count_macs_params, emptied_layers, measure_latency, weight_sparsity
 from .models import eval_mode
 from .report import AttackResult, RobustnessReport, wilson_interval
 from .sanity import run_sanity_checks
+from .transforms import resolve_image_size
 
 __all__ = ["evaluate", "evaluation_loader"]
 
 
 def evaluation_loader(
-    data: Any, model: nn.Module, *, batch_size: int = 128
+    data: Any,
+    model: nn.Module,
+    *,
+    batch_size: int = 128,
+    data_dir: str | os.PathLike[str] | None = None,
+    image_size: int | None = None,
 ) -> tuple[DataLoader, str, float | None]:
     """The test loader of ``data`` (a name, a ``DataBundle``, a ``DataLoader`` or None) fitted to ``model``,
-    with the data's name and default L-inf eps (None for a user's loader: it carries no budget)."""
+    with the data's name and default L-inf eps (None for a user's loader: it carries no budget).
+
+    ``data_dir`` is the folder of a torchvision dataset; ``image_size`` the evaluated resolution (default as in
+    :func:`robust_prune.data.load_data`: the dataset's own, an image folder at the model's input size)."""
     if isinstance(data, DataLoader):
         return data, "loader", None
     if isinstance(data, DataBundle):
         return data.test, data.name, data.default_eps
     adapter = get_adapter(model, warn=False)
-    size = adapter.fixed_input_size(model)
     bundle = load_data(
-        data, image_size=size[0] if size else 32, channels=adapter.in_chans(model), batch_size=batch_size
+        data,
+        image_size=resolve_image_size(data, image_size, fixed=adapter.fixed_input_size(model),
+                                      pretrained=adapter.pretrained_input_size(model)),
+        channels=adapter.in_chans(model),
+        batch_size=batch_size,
+        root=data_dir,
+        augment=False,
     )
     return bundle.test, bundle.name, bundle.default_eps
 
@@ -66,6 +81,32 @@ def _config_for(name: str, *, norm: str, eps: float, steps: int, restarts: int, 
     if name == "cw":
         return AttackConfig(name=name, norm="L2", eps=eps, steps=max(CW_MIN_STEPS, steps), seed=seed)
     return AttackConfig(name=name, norm=norm, eps=eps, steps=steps, restarts=restarts, seed=seed)
+
+
+def _merged_counts(parts: list[dict[str, int]]) -> dict[str, int]:
+    merged: dict[str, int] = {}
+    for part in parts:
+        for key, value in part.items():
+            merged[key] = merged.get(key, 0) + value
+    return merged
+
+
+def evaluation_device(model: nn.Module, device: str | torch.device | None = None) -> torch.device:
+    """Where :func:`evaluate` runs: ``device`` if given, else the model's device, else (a model on the CPU with a
+    GPU present) CUDA, since attacks are the costly part.
+
+    Example:
+        >>> evaluation_device(torch.nn.Linear(2, 2), "cpu")
+        device(type='cpu')
+    """
+    if device is not None:
+        return torch.device(device)
+    own = model_device(model)
+    if own.type == "cpu" and torch.cuda.is_available():
+        from .distributed import device as process_device
+
+        return process_device()
+    return own
 
 
 def _result(cfg: AttackConfig, robust: torch.Tensor, total: int, seconds: float, extra: dict[str, Any]) -> AttackResult:
@@ -116,6 +157,9 @@ def evaluate(
     progress: bool = True,
     sanity: bool = True,
     sanity_n: int = 32,
+    data_dir: str | os.PathLike[str] | None = None,
+    image_size: int | None = None,
+    device: str | torch.device | None = None,
 ) -> RobustnessReport:
     """Measure clean and adversarial accuracy, size, latency and sparsity of ``model``.
 
@@ -137,6 +181,11 @@ def evaluate(
         progress: show one progress bar with an ETA over all attacks.
         sanity: run the gradient-masking checks (:mod:`robust_prune.sanity`) on up to ``sanity_n`` points;
             failures are stored in ``report.sanity``, warned about, and bannered when printed.
+        data_dir: the local folder of a named torchvision dataset (``"cifar10"``...).
+        image_size: the evaluated resolution (default: the dataset's own; an image folder at the model's input
+            size). A model saved by robustify is evaluated by ``robust-prune evaluate`` at the size it trained at.
+        device: where to evaluate. None: the model's device, or CUDA when the model sits on the CPU and a GPU is
+            present (the model is moved there).
 
     Example:
         >>> report = evaluate(model, "digits", attacks=("pgd", "autoattack"), n=100)  # doctest: +SKIP
@@ -147,7 +196,9 @@ def evaluate(
         raise ConfigError(f"evaluate() needs a torch.nn.Module, got {type(model).__name__}.")
     if isinstance(attacks, str) or not isinstance(attacks, (tuple, list)):
         raise ConfigError("attacks must be a sequence of attack names (or () for clean accuracy only).")
-    loader, data_name, data_eps = evaluation_loader(data, model, batch_size=batch_size)
+    loader, data_name, data_eps = evaluation_loader(
+        data, model, batch_size=batch_size, data_dir=data_dir, image_size=image_size
+    )
     eps = data_eps if eps is None else eps
     if eps is None and any(name != "cw" for name in attacks):
         raise ConfigError(
@@ -156,7 +207,9 @@ def evaluate(
     configs = [_config_for(a, norm=norm, eps=eps, steps=steps, restarts=restarts, seed=seed) for a in attacks]
     with torch.random.fork_rng(devices=[]):  # iterating a DataLoader draws its base seed from the global RNG
         x_all, y_all = first_n(loader, n)
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    check_finite(x_all, "evaluation")
+    device = evaluation_device(model, device)
+    model.to(device)
     with eval_mode(model):
         return _evaluate(model, x_all, y_all, configs, device=device, batch_size=batch_size, seed=seed,
                          norm=norm, eps=eps, steps=steps, restarts=restarts, data_name=data_name,
@@ -217,10 +270,13 @@ def _evaluate(
                 l2.append((x_adv - x).flatten(1).norm(dim=1).cpu()[~ok])
             bar.update(1)
         robust = merge_shards(robust, owned)
+        # AutoAttack's per-attack counts and CW's perturbation sizes are rank-local: merge them over the processes
+        breakdown = _merged_counts(gather_objects(breakdown))  # type: ignore[arg-type]
         if breakdown:
             extra["broken_by"] = breakdown
         if cfg.name == "cw":
-            sizes = torch.cat(l2) if l2 else torch.zeros(0)
+            local = torch.cat(l2).tolist() if l2 else []
+            sizes = torch.tensor([v for part in gather_objects(local) for v in part], dtype=torch.float32)  # type: ignore[attr-defined]
             extra.update(
                 success_rate=len(sizes) / max(len(idx), 1),
                 median_l2=float(sizes.median()) if len(sizes) else None,

@@ -24,7 +24,7 @@ from typing import Any
 from .config import STAGES, TRAIN_ATTACK, AttackConfig, PruneConfig, RobustifyConfig, TrainConfig
 from .errors import ConfigError
 
-__all__ = ["OPTIONS", "Option", "build_config", "config_paths", "option_default"]
+__all__ = ["OPTIONS", "Option", "build_config", "config_paths", "option_default", "DATA_OPTIONS", "DataOption"]
 
 def _every_stage(field: str) -> tuple[str, ...]:
     return tuple(f"{stage}.{field}" for stage in STAGES)
@@ -79,7 +79,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("weight_decay", _every_stage("weight_decay"), "SGD weight decay"),
     Option("schedule", _every_stage("schedule"), "learning-rate schedule of each stage: cosine or constant"),
     Option("trades_beta", _every_stage("trades_beta"), "TRADES' robustness trade-off"),
-    Option("mixed_precision", _every_stage("mixed_precision"), "no or bf16 (autocast) training"),
+    Option("mixed_precision", _every_stage("mixed_precision"), "no, bf16 (autocast) or fp16 (autocast with a gradient "
+           "scaler; CUDA only) training"),
     Option("channels_last", _every_stage("channels_last"), "train in the channels_last memory format"),
     Option("checkpoint_every", _every_stage("checkpoint_every"), "checkpoint every this many epochs (with a run dir)"),
     # the training adversary
@@ -104,6 +105,40 @@ OPTIONS: tuple[Option, ...] = (
            "--eval-n", aliases=("--n",)),
 )
 _BY_NAME = {option.name: option for option in OPTIONS}
+
+
+# --- issue 16: how the data is read (not part of the experiment's config: the data spec records what matters) ---
+@dataclass(frozen=True)
+class DataOption:
+    """One option of how data is read: a keyword of ``robustify()``, ``prepare()`` and ``evaluate()`` (those marked
+    ``evaluate``) and a flag of ``robust-prune robustify`` / ``evaluate``. The keyword's default is ``default``.
+
+    Data options are not :class:`RobustifyConfig` fields: the resolution and augmentation a run trained with are
+    recorded in its data spec (``result.data``, the saved ``config.json``), workers and pinned memory change
+    nothing measured.
+    """
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    evaluate: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+DATA_OPTIONS: tuple[DataOption, ...] = (
+    DataOption("image_size", int, None, "side of the square images (default: the dataset's native resolution, digits "
+               "32; an image folder at the model's pretrained input size; a saved model's own when evaluating)",
+               evaluate=True),
+    DataOption("augment", bool, True, "augment the training split: crop+flip for CIFAR/SVHN, RandomResizedCrop+flip "
+               "for image folders, none for digits/MNIST"),
+    DataOption("num_workers", int, 0, "DataLoader worker processes"),
+    DataOption("pin_memory", bool, None, "pin host memory for faster GPU copies (default: when CUDA is present)"),
+)  # fmt: skip
+# --- end issue 16 ---
 _NESTED = {"pretrain": TrainConfig, "finetune": TrainConfig, "grow_train": TrainConfig, "prune": PruneConfig,
            "attack": AttackConfig}  # fmt: skip
 

@@ -33,12 +33,13 @@ from .config import AttackConfig, TrainConfig
 from .errors import ConfigError, TrainingDivergedError
 from .models import eval_mode
 
-__all__ = ["EpochStats", "train", "train_one_batch", "adversarial_loss", "make_accelerator"]
+__all__ = ["EpochStats", "train", "train_one_batch", "adversarial_loss", "make_accelerator", "check_precision"]
 
 
 @dataclass
 class EpochStats:
-    """What one epoch of training measured (accuracies on the training batches)."""
+    """What one epoch of training measured (accuracies on the training batches; for PGD-AT and FGSM-RS the clean
+    accuracy on every ``CLEAN_EVERY``-th batch)."""
 
     stage: str
     epoch: int
@@ -94,11 +95,13 @@ def adversarial_loss(
     attack: AttackConfig,
     trades_beta: float = 6.0,
     attack_model: nn.Module | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    monitor_clean: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """The training loss for one batch, with the clean and adversarial logits.
 
     ``attack_model`` (default ``model``) computes the adversarial examples: pass the unwrapped module
-    when ``model`` is wrapped for distributed training.
+    when ``model`` is wrapped for distributed training. With ``monitor_clean=False``, PGD-AT and FGSM-RS skip the
+    extra clean forward pass that only monitors clean accuracy (the clean logits are then None).
     """
     x_adv = _adversarial_examples(attack_model or model, images, labels, objective, attack)
     if objective == "trades":
@@ -110,6 +113,8 @@ def adversarial_loss(
     loss = F.cross_entropy(logits_adv, labels)
     if objective == "clean":
         return loss, logits_adv, logits_adv
+    if not monitor_clean:
+        return loss, None, logits_adv
     with torch.no_grad(), eval_mode(model):  # monitoring only: keep BatchNorm statistics adversarial
         logits_clean = model(images)
     return loss, logits_clean, logits_adv
@@ -153,6 +158,39 @@ def make_accelerator(config: TrainConfig) -> Any:
     return Accelerator(cpu=not torch.cuda.is_available())
 
 
+# Autocast dtype of each mixed_precision setting ("no": none).
+_AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# The progress bar (and the divergence check) read the device every this many steps: the loop's only host syncs.
+PROGRESS_EVERY = 10
+# PGD-AT and FGSM-RS measure the clean training accuracy on every this many batches: the extra clean forward pass
+# on every batch cost about 5% of PGD-5 training throughput (benchmarks/results/throughput.md).
+CLEAN_EVERY = 10
+
+
+def check_precision(config: TrainConfig, device: torch.device | str) -> None:
+    """Refuse a mixed-precision setting the device cannot run (fp16 needs CUDA: its gradient scaler is CUDA's).
+
+    Example:
+        >>> check_precision(TrainConfig(mixed_precision="bf16"), "cpu")
+    """
+    if config.mixed_precision == "fp16" and torch.device(device).type != "cuda":
+        raise ConfigError(
+            f"mixed_precision='fp16' needs a CUDA GPU (this run is on {torch.device(device).type}). "
+            "Use mixed_precision='bf16' (CPU and recent GPUs) or 'no'."
+        )
+
+
+def _raise_if_diverged(first_bad: torch.Tensor, *, stage: str, epoch: int, lr: float, eps: float | None) -> None:
+    """Raise on every process when the loss diverged on any (one process raising alone would hang the others)."""
+    if int(distributed.sum_across((first_bad > 0).to(torch.int32))):
+        where = f"batch {int(first_bad)}" if int(first_bad) else "a batch of another process"
+        raise TrainingDivergedError(
+            f"{stage}: the loss became NaN or infinite at epoch {epoch + 1}, {where}. "
+            f"Likely cause: the learning rate ({lr}) or eps ({eps}) is too large. "
+            "The last good checkpoint (if any) is kept."
+        )
+
+
 EpochCallback = Callable[[int, nn.Module, torch.optim.Optimizer, Any, list[EpochStats]], None]
 
 
@@ -193,75 +231,85 @@ def train(
     if config.epochs == 0 or start_epoch >= config.epochs:
         return history
     accelerator = accelerator or make_accelerator(config)
+    check_precision(config, accelerator.device)
     params = [p for p in model.parameters() if p.requires_grad]
     lr = config.learning_rate
-    optimizer = torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    total_steps = max(1, config.epochs * math.ceil(len(loader) / accelerator.num_processes))  # steps per process
-    if config.schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
-        )
-    else:
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    if resume_state:
-        optimizer.load_state_dict(resume_state["optimizer"])
-        scheduler.load_state_dict(resume_state["scheduler"])
+    sgd = torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
     shuffle = _shuffle_generator(loader)
-    bf16 = config.mixed_precision == "bf16"
-    wrapped, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    # The scheduler is not handed to accelerate: its prepared scheduler steps once per process for each optimizer
+    # step. Stepped here once per optimizer step, over the steps of the prepared (per-process) loader, N processes
+    # with a global batch follow the one-process schedule at the same global batch.
+    wrapped, optimizer, loader = accelerator.prepare(model, sgd, loader)
+    total_steps = max(1, config.epochs * len(loader))  # global steps: one per optimizer step
+    if config.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            sgd, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
+        )
+    else:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(sgd, lambda step: 1.0)
+    if resume_state:
+        optimizer.load_state_dict(resume_state["optimizer"])
+        scheduler.load_state_dict(resume_state["scheduler"])
     plain = accelerator.unwrap_model(wrapped)
+    device = accelerator.device
+    autocast_dtype = _AUTOCAST.get(config.mixed_precision, torch.bfloat16)
+    scaler = torch.amp.GradScaler(device.type, enabled=config.mixed_precision == "fp16")
+    show = progress and accelerator.is_local_main_process
     for epoch in range(start_epoch, config.epochs):
         if shuffle is not None:  # the order of epoch e depends on (seed, e) only: resumed runs see the same batches
             shuffle.manual_seed(_shuffle_seed(seed, epoch))
         wrapped.train()
         started = time.perf_counter()
-        totals = torch.zeros(4, device=accelerator.device)  # loss sum, clean correct, adv correct, images
-        bar = tqdm(
-            loader,
-            desc=f"{stage} {epoch + 1}/{config.epochs}",
-            disable=not (progress and accelerator.is_local_main_process),
-            leave=False,
-        )
+        # loss sum, clean correct, adv correct, images whose clean accuracy was measured (stays on the device)
+        totals = torch.zeros(4, device=device)
+        first_bad = torch.zeros((), dtype=torch.long, device=device)  # 1 + the first non-finite batch, 0 if none
+        images = 0
+        steps = len(loader)
+        bar = tqdm(loader, desc=f"{stage} {epoch + 1}/{config.epochs}", disable=not show, leave=False)
         step = -1
-        for step, (images, labels) in enumerate(bar):
+        for step, (x, labels) in enumerate(bar):
             batch_attack = dataclasses.replace(attack, seed=_batch_seed(seed + attack.seed, epoch, step))
-            with torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=bf16):
+            with torch.autocast(device.type, dtype=autocast_dtype, enabled=config.mixed_precision != "no"):
                 loss, logits_clean, logits_adv = adversarial_loss(
                     wrapped,
-                    images,
+                    x,
                     labels,
                     objective=config.objective,
                     attack=batch_attack,
                     trades_beta=config.trades_beta,
                     attack_model=plain,
+                    monitor_clean=step % CLEAN_EVERY == 0,
                 )
-            if not torch.isfinite(loss):
-                raise TrainingDivergedError(
-                    f"{stage}: the loss became {loss.item()} at epoch {epoch + 1}, batch {step + 1}. "
-                    f"Likely cause: the learning rate ({lr}) or eps ({attack.eps}) is too large. "
-                    "The last good checkpoint (if any) is kept."
-                )
+            loss_value = loss.detach().float()
+            first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss_value), step + 1, first_bad)
             optimizer.zero_grad(set_to_none=True)
-            accelerator.backward(loss)
-            optimizer.step()
+            accelerator.backward(scaler.scale(loss))
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             # per-image results from every process, without the samples padded into the last batch
+            monitored = logits_clean is not None
+            clean_correct = (logits_clean.argmax(1) == labels).float() if monitored else torch.zeros_like(loss_value)
             per_image = torch.stack(
                 [
-                    torch.full_like(labels, float(loss.detach()), dtype=torch.float32),
-                    (logits_clean.argmax(1) == labels).float(),
+                    loss_value.expand(labels.shape).to(torch.float32),
+                    clean_correct.expand(labels.shape),
                     (logits_adv.argmax(1) == labels).float(),
+                    torch.full(labels.shape, float(monitored), device=labels.device),
                 ]
             )
             per_image = accelerator.gather_for_metrics(per_image.T.contiguous()).T
-            totals += torch.cat([per_image.sum(1), per_image.new_tensor([per_image.shape[1]])]).to(totals.device)
-            bar.set_postfix(
-                loss=f"{totals[0] / totals[3]:.3f}",
-                clean=f"{totals[1] / totals[3]:.3f}",
-                adv=f"{totals[2] / totals[3]:.3f}",
-            )
+            totals += per_image.sum(1).to(totals.device)
+            images += per_image.shape[1]
+            if (step + 1) % PROGRESS_EVERY == 0 or step + 1 == steps:  # the only host syncs of the loop
+                _raise_if_diverged(first_bad, stage=stage, epoch=epoch, lr=lr, eps=attack.eps)
+                if show:
+                    sums = totals.tolist()
+                    bar.set_postfix(loss=f"{sums[0] / max(images, 1):.3f}", clean=f"{sums[1] / max(sums[3], 1):.3f}",
+                                    adv=f"{sums[2] / max(images, 1):.3f}")  # fmt: skip
+        _raise_if_diverged(first_bad, stage=stage, epoch=epoch, lr=lr, eps=attack.eps)
         bad = [name for name, t in plain.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
         if bad:  # checked before the epoch is checkpointed, so the last checkpoint stays a good one
             raise TrainingDivergedError(
@@ -270,16 +318,17 @@ def train(
                 f"({attack.eps}) is too large. The last good checkpoint (if any) is kept."
             )
         distributed.broadcast_state(plain)  # identical weights and BatchNorm statistics on every process
-        images_seen = max(float(totals[3]), 1.0)
+        images_seen = max(float(images), 1.0)
+        sums = totals.tolist()
         stats = EpochStats(
             stage=stage,
             epoch=epoch + 1,
-            loss=float(totals[0]) / images_seen,
-            clean_accuracy=float(totals[1]) / images_seen,
-            adversarial_accuracy=float(totals[2]) / images_seen,
+            loss=sums[0] / images_seen,
+            clean_accuracy=sums[1] / max(sums[3], 1.0),
+            adversarial_accuracy=sums[2] / images_seen,
             lr=float(scheduler.get_last_lr()[0]),
             seconds=time.perf_counter() - started,
-            images=int(totals[3]),
+            images=images,
         )
         history.append(stats)
         if on_epoch_end is not None:

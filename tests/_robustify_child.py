@@ -51,6 +51,9 @@ def main() -> None:
     parser.add_argument("--resume", default=None)
     parser.add_argument("--out", default=None)
     parser.add_argument("--weights-dir", required=True)
+    parser.add_argument("--batch-size", type=int, default=16, help="training batch per process")
+    parser.add_argument("--train-steps", type=int, default=2)
+    parser.add_argument("--eval-steps", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -63,7 +66,7 @@ def main() -> None:
     bundle = load_data("digits", image_size=32, channels=3, batch_size=32, seed=0)
     train_set = _Slow(Subset(bundle.train.dataset, range(args.n_train)), args.delay)
     test_set = Subset(bundle.test.dataset, range(args.n_test))
-    train = DataLoader(train_set, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(0))
+    train = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, generator=torch.Generator().manual_seed(0))
     test = DataLoader(test_set, batch_size=16)
 
     writes: list[str] = []
@@ -74,7 +77,7 @@ def main() -> None:
         return atomic(path, write)
 
     _io._atomic = spy
-    attack = rp.AttackConfig(eps=0.1, steps=2)  # the digits' budget: user loaders carry none
+    attack = rp.AttackConfig(eps=0.1, steps=args.train_steps)  # the digits' budget: user loaders carry none
     config = rp.RobustifyConfig(
         method=args.method,
         data="loaders",
@@ -84,7 +87,7 @@ def main() -> None:
         grow_train=rp.TrainConfig(epochs=args.grow_epochs, attack=attack, lr=0.05),
         prune=rp.PruneConfig(sparsity=args.sparsity, structure=args.structure, rounds=args.rounds,
                              rewind_epoch=args.rewind_epoch),  # fmt: skip
-        eval_steps=3,
+        eval_steps=args.eval_steps,
         eval_attacks=tuple(a for a in args.eval_attacks.split(",") if a),
     )
     torch.manual_seed(0)  # the same initial weights in every run and every process
@@ -106,6 +109,9 @@ def main() -> None:
         "robust_accuracy": report.robust_accuracy,
         "attack_n": {k: v.n for k, v in report.attacks.items()},
         "train_images": [h.images for h in result.history],
+        "lr": [h.lr for h in result.history],
+        "attacks": {k: {"accuracy": v.accuracy, "ci": [v.ci_low, v.ci_high], "correct": v.correct, "extra": v.extra}
+                    for k, v in report.attacks.items()},  # fmt: skip
         "pid": os.getpid(),
     }
     _io.write_json(out / f"facts-rank{rank}.json", facts)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from safetensors.torch import load_file
 from robust_prune import distributed
 
 CHILD = Path(__file__).with_name("_robustify_child.py")
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]  # torchrun, without relying on its script being on PATH
 N_TRAIN, N_TEST = 100, 45  # 7 batches of 16 over 2 processes: the last one is padded; 45 test points are odd
 
 
@@ -38,18 +38,14 @@ def test_single_process_helpers_are_no_ops() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("torchrun") is None and not Path(sys.executable).with_name("torchrun").exists(),
-                    reason="torchrun is not installed")  # fmt: skip
 def test_torchrun_two_processes_identical_weights_single_writer(tmp_path: Path) -> None:
-    torchrun = str(Path(sys.executable).with_name("torchrun"))
-    if not Path(torchrun).exists():
-        torchrun = shutil.which("torchrun") or "torchrun"
     weights, run_dir, out = tmp_path / "weights", tmp_path / "run", tmp_path / "out"
     command = [
-        torchrun, "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+        *TORCHRUN, "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
         str(CHILD), "--method", "prune", "--epochs", "1", "--finetune-epochs", "1",
         "--n-train", str(N_TRAIN), "--n-test", str(N_TEST),
         "--weights-dir", str(weights), "--run-dir", str(run_dir), "--out", str(out),
+        "--eval-attacks", "pgd,cw,autoattack-fast",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -69,6 +65,12 @@ def test_torchrun_two_processes_identical_weights_single_writer(tmp_path: Path) 
         assert f["train_images"] == [N_TRAIN, N_TRAIN]
     assert facts[0]["clean_accuracy"] == facts[1]["clean_accuracy"]
     assert facts[0]["robust_accuracy"] == facts[1]["robust_accuracy"]
+    # rank-local statistics are merged over the processes: they account for every point, on both ranks
+    assert facts[0]["attacks"] == facts[1]["attacks"]
+    clean = round(facts[0]["clean_accuracy"] * N_TEST)
+    auto, cw = facts[0]["attacks"]["autoattack-fast"], facts[0]["attacks"]["cw"]
+    assert sum(auto["extra"]["broken_by"].values()) == clean - auto["correct"], auto
+    assert round(cw["extra"]["success_rate"] * clean) == clean - cw["correct"], cw
 
     # the reported clean accuracy is the single-process accuracy of the final model on all N_TEST points
     from robust_prune.hub import from_pretrained
@@ -88,3 +90,42 @@ def test_torchrun_two_processes_identical_weights_single_writer(tmp_path: Path) 
     report = json.loads((out / "report.json").read_text())
     assert report["n"] == N_TEST
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir() if not p.name.isdigit()) == ["LATEST"]
+
+
+def _run_child(tmp_path: Path, name: str, processes: int, batch_size: int, **kw: int) -> dict:
+    """The child run with ``processes`` processes (1: plain python) at ``batch_size`` per process; rank 0's facts."""
+    weights = tmp_path / name
+    args = [str(CHILD), "--method", "dense", "--weights-dir", str(weights), "--batch-size", str(batch_size)]
+    for key, value in kw.items():
+        args += ["--" + key.replace("_", "-"), str(value)]
+    if processes == 1:
+        command = [sys.executable, *args]
+    else:
+        command = [*TORCHRUN, "--nproc_per_node", str(processes),
+                   "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), *args]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    return json.loads((weights / "facts-rank0.json").read_text())
+
+
+@pytest.mark.slow
+def test_two_processes_train_like_one_process_at_the_same_global_batch(tmp_path: Path) -> None:
+    """2 processes x 32 images per step against 1 process x 64, the same epochs: the learning rate follows the same
+    schedule per global step, and PGD-20 accuracy of the 2-process model lies in the one-process run's 95% interval.
+
+    (Before issue 16 accelerate's prepared scheduler stepped once per process: lr [0.025, 0, 0, 0] and PGD 0.00.)
+    """
+    kw = {"epochs": 4, "n_train": 1437, "n_test": 300, "train_steps": 2, "eval_steps": 20}
+    one = _run_child(tmp_path, "one", 1, 64, **kw)
+    two = _run_child(tmp_path, "two", 2, 32, **kw)
+    assert two["world_size"] == 2 and one["world_size"] == 1
+    assert two["train_images"] == one["train_images"] == [1437] * 4
+    assert two["lr"] == pytest.approx(one["lr"], abs=1e-12), (one["lr"], two["lr"])
+    assert two["lr"][0] > 0.01 and two["lr"][-1] == 0.0  # a cosine decay over all four epochs, not a quarter
+    pgd_one, pgd_two = one["attacks"]["pgd"], two["attacks"]["pgd"]
+    print(f"PGD-20 accuracy: one process {pgd_one['accuracy']:.3f} (95% CI {pgd_one['ci'][0]:.3f}-"
+          f"{pgd_one['ci'][1]:.3f}), two processes {pgd_two['accuracy']:.3f}")  # fmt: skip
+    assert pgd_one["accuracy"] > 0.2, "the one-process reference did not learn: the comparison would say nothing"
+    low, high = pgd_one["ci"]
+    assert low <= pgd_two["accuracy"] <= high, (pgd_one, pgd_two)
