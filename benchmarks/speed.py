@@ -10,12 +10,17 @@ Four measurements, one table (``benchmarks/results/speed.json`` / ``speed.md``):
    attacks run on the clean-correct points, so points/s counts those).
 4. ``overhead``: a small :func:`robust_prune.robustify` run: wall time minus the training epochs it ran,
    as a share of the wall time, split into evaluation and the rest (data, model, pruning, MACs, latency).
+
+``--deploy`` measures instead what pruning buys where users deploy (``benchmarks/results/speed_deploy.json`` /
+``.md``): robust_prune against raw torch-pruning at each model's native resolution, eager torch and onnxruntime,
+FLOPs ratio, latency ratio and their quotient (see ``benchmarks/_deploy.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import os
 import statistics
 import time
@@ -225,14 +230,75 @@ def _overhead_rows(b: SpeedBudget) -> list[dict[str, Any]]:
     ]
 
 
+DEPLOY_COLUMNS = ["model", "size", "batch", "method", "flops_ratio", "latency_ratio", "quotient", "goal_met",
+                  "ort_latency_ratio", "ort_quotient", "dense_ms", "pruned_ms", "ort_dense_ms", "ort_ms",
+                  "channel_ratio", "n", "note"]  # fmt: skip
+DEPLOY_HEADERS = ["model", "px", "batch", "pruned by", "FLOPs ratio", "latency ratio", "quotient", "<= goal",
+                  "ORT latency ratio", "ORT quotient", "dense ms", "pruned ms", "ORT dense ms", "ORT pruned ms",
+                  "channel ratio", "repeats", "note"]  # fmt: skip
+
+
+def _why_sections(why: dict[str, Any], goal: float) -> list[tuple[str, str]]:
+    from benchmarks._common import markdown_table
+
+    sections = []
+    for model, by_method in why.items():
+        parts = []
+        for method, kinds in by_method.items():
+            headers = ["layer kind", "share of dense time", "time ratio", "MACs ratio"]
+            table = markdown_table(kinds, ["kind", "dense_share", "time_ratio", "macs_ratio"], headers)
+            parts += [f"**{method}** against dense (eager torch, largest batch):", "", table, ""]
+        sections.append((f"Why {model} misses quotient {goal:g}", "\n".join(parts)))
+    return sections
+
+
+def run_deploy(budget: Any, *, out_dir: str | os.PathLike[str] | None = None, quick: bool = False,
+               threads: int | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Run the deployment measurement (``benchmarks/_deploy.py``) and write ``speed_deploy.json`` / ``.md``."""
+    import dataclasses
+
+    from benchmarks._common import write_results
+    from benchmarks._deploy import deploy_rows
+
+    set_threads(threads)
+    start = time.perf_counter()
+    rows, why = deploy_rows(budget)
+    wall = time.perf_counter() - start
+    ours = [r for r in rows if r["method"] == "robust_prune" and r.get("quotient") is not None]
+    summary = {
+        "goal": f"quotient <= {budget.goal:g} (latency ratio / FLOPs ratio, eager torch, one thread)",
+        "robust_prune rows meeting it (eager)": f"{sum(r['goal_met'] for r in ours)} of {len(ours)}",
+        "robust_prune rows meeting it (onnxruntime)": (
+            f"{sum(r.get('ort_quotient', 9) <= budget.goal for r in ours)} of {len(ours)}"
+        ),
+        "wall time": f"{wall:.0f} s",
+    }
+    write_results("speed_deploy", rows, title="Speed where users deploy: robust_prune against raw torch-pruning",
+                  columns=DEPLOY_COLUMNS, headers=DEPLOY_HEADERS, summary=summary,
+                  settings={"quick": quick, **dataclasses.asdict(budget)}, sections=_why_sections(why, budget.goal),
+                  out_dir=out_dir, extra={"why": why, "wall_s": wall})  # fmt: skip
+    return rows
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="the small budget (a few minutes on 2 CPU cores)")
-    parser.add_argument("--only", default=None, help="comma-separated subset of train,latency,eval,overhead")
+    parser.add_argument("--deploy", action="store_true", help="robust_prune against raw torch-pruning at native "
+                        "resolution, eager and onnxruntime (speed_deploy.json/.md; needs robust-prune[export])")
+    parser.add_argument("--only", default=None, help="comma-separated subset of train,latency,eval,overhead (with "
+                        "--deploy: of the models)")  # fmt: skip
     parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
     add_threads_argument(parser)
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.deploy:
+        from benchmarks._deploy import DEPLOY, DEPLOY_QUICK
+
+        budget = DEPLOY_QUICK if args.quick else DEPLOY
+        if args.only:
+            budget = dataclasses.replace(budget, models=tuple(args.only.split(",")))
+        run_deploy(budget, out_dir=args.out_dir, quick=args.quick, threads=args.threads)
+        return 0
     run_speed(
         QUICK if args.quick else FULL,
         only=args.only.split(",") if args.only else None,
