@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -11,6 +12,7 @@ from torch import nn
 from ._timm import submodule_names
 
 __all__ = [
+    "whole_head_ratios",
     "heads_by_qkv",
     "fix_qkv_attention",
 ]
@@ -33,6 +35,19 @@ def _out_width(layer: nn.Module) -> int:
     return int(layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels)
 
 
+def whole_head_ratios(num_heads: dict[nn.Module, int], sparsity: float) -> dict[nn.Module, float]:
+    """torch-pruning head ratios that remove ``sparsity`` of each layer's heads, rounded, keeping at least one.
+
+    torch-pruning removes ``ceil(ratio * heads)`` heads, so each ratio sits half a head below the count wanted
+    (a float product landing a hair above an integer would take one head more); 0 leaves the layer's heads.
+    """
+    ratios = {}
+    for layer, heads in num_heads.items():
+        remove = min(heads - 1, math.floor(sparsity * heads + 0.5))
+        ratios[layer] = (remove - 0.5) / heads if remove > 0 else 0.0
+    return ratios
+
+
 def fix_qkv_attention(
     model: nn.Module,
     num_heads: dict[nn.Module, int],
@@ -45,7 +60,8 @@ def fix_qkv_attention(
 ) -> dict[str, dict[str, Any]]:
     """Set ``num_heads``/``head_dim``/``attn_dim`` of every attention whose ``qkv`` is in ``num_heads``.
 
-    After head-dim pruning, ``F.scaled_dot_product_attention`` scales by 1/sqrt(new head_dim) while the
+    Where whole heads went, the head width and so the scale are unchanged and the fused kernel stays. After
+    head-dim pruning, ``F.scaled_dot_product_attention`` scales by 1/sqrt(new head_dim) while the
     stored ``scale`` still holds 1/sqrt(original head_dim). We keep the original temperature (``keep_scale``),
     which keeps the pruned network closest to the dense one it inherits its weights from, and switch the
     module to its explicit (non-fused) path (``unfuse``) so that the stored scale is the one used. Both are
@@ -59,6 +75,8 @@ def fix_qkv_attention(
             continue
         heads = int(num_heads[layer])
         head_dim = _out_width(layer) // (chunks * heads)
+        scale = getattr(m, "scale", None)
+        before = getattr(m, "head_dim", None) or (round(scale**-2) if isinstance(scale, float) else None)
         values: dict[str, Any] = {"num_heads": heads}
         if "head_dim" in attrs and hasattr(m, "head_dim"):
             values["head_dim"] = head_dim
@@ -67,7 +85,7 @@ def fix_qkv_attention(
         if "scale" in attrs and isinstance(getattr(m, "scale", None), float):
             values["scale"] = float(m.scale) if keep_scale else head_dim**-0.5
         if "fused_attn" in attrs and hasattr(m, "fused_attn"):
-            values["fused_attn"] = False if unfuse else bool(m.fused_attn)
+            values["fused_attn"] = False if unfuse and head_dim != before else bool(m.fused_attn)
         for attr, value in values.items():
             setattr(m, attr, value)
         fixed[names[m]] = values

@@ -44,6 +44,7 @@ from ._common import (
     timm_tracing_forwards,
     unwrap_model,
     weight_standardised_conv_types,
+    whole_head_ratios,
 )
 
 __all__ = [
@@ -140,7 +141,10 @@ class Adapter:
     Class attributes:
         name: the family (and file) name, e.g. ``"resnet"``.
         timm_modules: the ``timm.models.<module>`` names this adapter serves.
-        round_to: channel counts are rounded to a multiple of this when pruning (None: no rounding).
+        round_to: the largest multiple this family's kept channel counts may be rounded to (None: whatever the
+            caller asks, ``PruneConfig.round_to``; 1 opts out, for families whose widths must stay exact).
+        whole_heads: attention heads can be removed whole (``attention="heads"``); families with per-head
+            tables the pruner cannot follow prune head dimensions instead.
         grow_exact: whether growing a channel ticket back reproduces its function exactly
             (False where LayerNorm over a grown width changes statistics).
         unsupported: a reason string when structured pruning of this family is not supported.
@@ -154,6 +158,7 @@ class Adapter:
     name: str = "generic"
     timm_modules: tuple[str, ...] = ()
     round_to: int | None = None
+    whole_heads: bool = False
     grow_exact: bool = True
     unsupported: str | None = None
     priority: int = 0
@@ -330,6 +335,17 @@ class Adapter:
             kwargs["root_module_types"] = [nn.modules.conv._ConvNd, nn.Linear, nn.LSTM, *roots]
         return kwargs
 
+    def effective_round_to(self, requested: int) -> int:
+        """The multiple kept channel counts are rounded to: the caller's, lowered to this family's cap."""
+        return min(requested, self.round_to) if self.round_to else requested
+
+    def attention_kwargs(self, model: nn.Module, *, attention: str, sparsity: float) -> dict[str, Any]:
+        """``BasePruner`` keyword arguments saying how attention heads are pruned (none for CNNs).
+
+        ``attention`` is ``"heads"`` (whole heads where ``whole_heads``) or ``"head_dim"``.
+        """
+        return {}
+
     def unwrapped_parameters(self, model: nn.Module) -> list[tuple[nn.Parameter, int]]:
         """Free parameters (cls tokens, position embeddings, layer scales) and their channel dimension."""
         return []
@@ -431,9 +447,10 @@ def _pooled_width(m: nn.Module | None) -> int | None:
 
 
 class HeadDimAttentionAdapter(Adapter):
-    """Families whose fused-``qkv`` attention is pruned per head dimension: the head count is kept and every
-    head loses the same dimensions; ``num_heads``/``head_dim``/``scale`` are fixed up and recorded afterwards
-    (see ``_common.fix_qkv_attention``)."""
+    """Families with fused-``qkv`` attention. With ``attention="heads"`` and ``whole_heads``, ``sparsity`` of each
+    layer's heads go whole (rounded, at least one kept; the kept heads keep their width, scale and fused kernel).
+    Otherwise every head loses the same dimensions and the head count is kept. ``num_heads``/``head_dim``/
+    ``scale`` are fixed up and recorded afterwards (see ``_common.fix_qkv_attention``)."""
 
     unfuse_attention = True
     recorded_attrs = (*Adapter.recorded_attrs, "num_heads", "head_dim", "attn_dim", "scale", "fused_attn")
@@ -441,8 +458,15 @@ class HeadDimAttentionAdapter(Adapter):
     def num_heads(self, model: nn.Module) -> dict[nn.Module, int]:
         return heads_by_qkv(unwrap_model(model))
 
-    def pruner_kwargs(self, model: nn.Module) -> dict[str, Any]:
-        return {**super().pruner_kwargs(model), "prune_head_dims": True, "prune_num_heads": False}
+    def attention_kwargs(self, model: nn.Module, *, attention: str, sparsity: float) -> dict[str, Any]:
+        if attention != "heads" or not self.whole_heads:
+            return {"prune_head_dims": True, "prune_num_heads": False}
+        return {
+            "prune_head_dims": False,
+            "prune_num_heads": True,
+            "head_pruning_ratio": float(sparsity),  # the global ranking's target
+            "head_pruning_ratio_dict": whole_head_ratios(self.num_heads(model), sparsity),
+        }
 
     def after_prune(self, model: nn.Module, num_heads: dict[nn.Module, int]) -> dict[str, dict[str, Any]]:
         attrs = super().after_prune(model, num_heads)

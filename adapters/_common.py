@@ -12,6 +12,7 @@ from __future__ import annotations
 from ._attention import (
     fix_qkv_attention,
     heads_by_qkv,
+    whole_head_ratios,
 )
 from ._pruners import (
     FROZEN,
@@ -47,6 +48,7 @@ from ._tracing import (
 )
 
 __all__ = [
+    "whole_head_ratios",
     "unwrap_model",
     "modules_of_type",
     "submodule_names",

@@ -1,10 +1,11 @@
 """timm.models.vision_transformer (ViT, DeiT, DeiT-III, ...) and timm.models.deit (distilled DeiT).
 
 - Left alone: the classifier(s) (``head``, DeiT's ``head_dist``).
-- Attention: every ``Attention`` with a fused ``qkv`` is pruned per head: the head count is kept and each
-  head loses the same dimensions (head-dim pruning), which works for any head count including one.
-  Afterwards ``num_heads``/``head_dim``/``attn_dim`` are updated, the original ``scale`` is kept and the
-  explicit attention path is used (see ``_common.fix_qkv_attention``); all of it is recorded.
+- Attention: every ``Attention`` with a fused ``qkv`` loses whole heads (``attention="heads"``, the default:
+  the kept heads keep their width, scale and fused kernel; a single head stays) or, with
+  ``attention="head_dim"``, the same dimensions of every head (the head count is kept; the original ``scale``
+  is kept and the explicit attention path is used). ``num_heads``/``head_dim``/``attn_dim`` are updated
+  (see ``_common.fix_qkv_attention``) and recorded.
 - The embedding width is pruned too: ``cls_token``, ``reg_token``, ``dist_token`` and ``pos_embed`` are
   cut along their last dimension. LayerNorm over that width means growing back is not exact.
 - Fixed input size: the patch embedding's ``img_size`` (recorded in the model arguments).
@@ -28,6 +29,7 @@ class TokenTransformerAdapter(HeadDimAttentionAdapter):
     """Shared logic for ViT-style models: qkv attention, token parameters, fixed image size."""
 
     grow_exact = False
+    whole_heads = True
     extra_heads: tuple[str, ...] = ("head_dist",)
 
     def ignored_layers(self, model: nn.Module) -> list[nn.Module]:

@@ -16,6 +16,7 @@ from .adapters import get_adapter, list_adapters
 from .api import robustify
 from .config import AttackConfig, PruneConfig, RobustifyConfig, TrainConfig
 from .evaluation import evaluate
+from .export import export_onnx
 from .hub import from_pretrained, push_folder, push_to_hub, save_pretrained
 from .inheritance import GrowResult, GrowthInfo, grow
 from .pruning import PruneResult, PruningRecord, prune
@@ -35,6 +36,7 @@ __all__ = [
     "GrowResult",
     "GrowthInfo",
     "evaluate",
+    "export_onnx",
     "from_pretrained",
     "get_adapter",
     "grow",

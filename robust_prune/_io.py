@@ -33,6 +33,11 @@ def _atomic(path: Path, write: Callable[[str], None]) -> Path:
     return path
 
 
+def write_file(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
+    """Atomically create ``path`` with ``write(tmp_path)`` (for writers that take a file name, e.g. ONNX)."""
+    return _atomic(Path(path), write)
+
+
 def write_text(path: str | os.PathLike[str], text: str) -> Path:
     def write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as f:

@@ -97,6 +97,7 @@ def robustify(
     prune_first_layer: bool | None = None,
     prune_classifier: bool | None = None,
     round_to: int | None = None,
+    attention: str | None = None,
     rounds: int | None = None,
     rewind_epoch: int | None = None,
     reinit: bool | None = None,
@@ -157,8 +158,9 @@ def robustify(
             carry no attack budget: pass ``attack=``/``eps=`` or ``eval_eps=``).
         method: ``"dense"``, ``"prune"`` (default), ``"lottery"`` or ``"iwi"``
             (:func:`robust_prune.methods.list_methods`).
-        sparsity, structure, importance, scope, prune_first_layer, prune_classifier, round_to: what to remove
-            and how to choose it (:class:`PruneConfig`; default 50% of the channels by magnitude).
+        sparsity, structure, importance, scope, prune_first_layer, prune_classifier, round_to, attention: what to
+            remove and how to choose it (:class:`PruneConfig`; default 50% of the channels by magnitude, kept
+            counts rounded to multiples of 8, whole attention heads).
         rounds, rewind_epoch, reinit, adversarial: ``method="lottery"``: pruning rounds, the epoch the ticket
             rewinds to (0 = the initialisation), re-initialise the final ticket instead (the control), and
             adversarial (True) or clean (False) training while pruning.

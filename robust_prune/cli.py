@@ -124,6 +124,16 @@ def _grow_args(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
+def _export_args(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a saved model folder (dense, pruned or grown) for deployment")
+    p.add_argument("path", help="a folder written by robustify / save_pretrained, or a Hub repo id")
+    p.add_argument("--revision", default=None, help="Hub branch, tag or commit (default: main)")
+    p.add_argument("--onnx", required=True, metavar="FILE", help="the ONNX file to write (needs robust-prune[export])")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="input height and width (default: the model's fixed size, else the size it was pruned "
+                   "at)")  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ._version import __version__
 
@@ -134,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     _evaluate_args(sub)
     _push_args(sub)
     _grow_args(sub)
+    _export_args(sub)
     return parser
 
 
@@ -232,6 +243,16 @@ def _cmd_grow(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_onnx, require_export_dependencies
+    from .hub import from_pretrained
+
+    require_export_dependencies()  # before a download
+    path = export_onnx(from_pretrained(args.path, revision=args.revision), args.onnx, image_size=args.image_size)
+    print(f"Wrote {path} (input 'pixels' in [0, 1], output 'logits').")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``robust-prune`` command."""
     parser = build_parser()
@@ -239,7 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    commands = {"robustify": _cmd_robustify, "evaluate": _cmd_evaluate, "push": _cmd_push, "grow": _cmd_grow}
+    commands = {"robustify": _cmd_robustify, "evaluate": _cmd_evaluate, "push": _cmd_push, "grow": _cmd_grow,
+                "export": _cmd_export}
     try:
         return commands[args.command](args)
     except RobustPruneError as exc:

@@ -24,6 +24,7 @@ __all__ = [
     "NotARobustPruneFolderError",
     "UntrustedConfigError",
     "HubError",
+    "MissingDependencyError",
 ]
 
 
@@ -106,4 +107,20 @@ class UntrustedConfigError(CheckpointError):
             f"Refusing to load {source}: {key} {reason}. robust_prune never writes this, so the file was edited or "
             "comes from elsewhere; nothing was loaded from it. Load models only from folders and repositories you "
             "trust, or save the model again with robust_prune."
+        )
+
+
+class MissingDependencyError(RobustPruneError, ImportError):
+    """An optional feature needs packages that are not installed; the message names the extra that brings them.
+
+    Attributes:
+        packages: the missing import names, e.g. ``["onnx", "onnxruntime"]``.
+        extra: the ``robust-prune[...]`` extra that installs them.
+    """
+
+    def __init__(self, packages: list[str], *, extra: str) -> None:
+        self.packages, self.extra = list(packages), extra
+        super().__init__(
+            f"This needs {', '.join(packages)}, which {'is' if len(packages) == 1 else 'are'} not installed. "
+            f'Install the {extra!r} extra: pip install "robust-prune[{extra}]".'
         )

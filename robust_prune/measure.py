@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -32,17 +32,32 @@ __all__ = [
     "count_macs_params",
     "emptied_layers",
     "measure_latency",
+    "output_width",
     "size_stats",
     "weight_sparsity",
 ]
 
 
+def _fused_attention_flops() -> dict[Any, Any]:
+    """FlopCounterMode formulas for the CPU kernels of ``F.scaled_dot_product_attention``, which torch does not
+    count (its formulas cover the CUDA kernels): without them a fused ViT or Swin block's attention counts zero
+    and pruning it looks free. Counted like the explicit path's two matmuls (q @ k^T and attn @ v)."""
+    from torch.utils.flop_counter import sdpa_flop_count
+
+    def sdpa(query_shape: Any, key_shape: Any, value_shape: Any, *args: Any, **kwargs: Any) -> int:
+        return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+    ops = [getattr(torch.ops.aten, name, None) for name in ("_scaled_dot_product_flash_attention_for_cpu",)]
+    return {op: sdpa for op in ops if op is not None}
+
+
 def count_macs_params(model: nn.Module, example_inputs: torch.Tensor) -> tuple[int, int]:
-    """MACs of one forward pass (torch's FlopCounterMode: counts what really runs) and parameters."""
+    """MACs of one forward pass (torch's FlopCounterMode: counts what really runs, fused attention included)
+    and parameters."""
     from torch.utils.flop_counter import FlopCounterMode
 
     model = unwrap_model(model)
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False, custom_mapping=_fused_attention_flops())
     with eval_mode(model):
         try:
             with torch.no_grad(), counter:
@@ -50,7 +65,7 @@ def count_macs_params(model: nn.Module, example_inputs: torch.Tensor) -> tuple[i
         except AssertionError:
             # FlopCounterMode's module tracker wants a grad_fn on module inputs, which a parameter used
             # directly as an input (e.g. a learned latent query) lacks under no_grad: count with autograd on.
-            counter = FlopCounterMode(display=False)
+            counter = FlopCounterMode(display=False, custom_mapping=_fused_attention_flops())
             with counter:
                 model(example_inputs)
     return int(counter.get_total_flops() // 2), sum(p.numel() for p in model.parameters())
@@ -115,15 +130,21 @@ def channel_ratio(model: nn.Module, record: PruningRecord | None = None) -> floa
         fresh = record.build_dense()
     except Exception:  # noqa: BLE001 - a record we cannot rebuild has no known original width
         return None
+    return output_width(model) / max(output_width(fresh), 1)
 
-    def width(module: nn.Module) -> int:
-        return sum(
-            m.out_channels if isinstance(m, nn.Conv2d) else m.out_features
-            for m in module.modules()
-            if isinstance(m, (nn.Conv2d, nn.Linear))
-        )
 
-    return width(unwrap_model(model)) / max(width(fresh), 1)
+def output_width(model: nn.Module) -> int:
+    """The output channels of all 2-d convolutions and linear layers together (how wide a model is).
+
+    Example:
+        >>> output_width(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Linear(8, 2)))
+        10
+    """
+    return sum(
+        m.out_channels if isinstance(m, nn.Conv2d) else m.out_features
+        for m in unwrap_model(model).modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear))
+    )
 
 
 def measure_latency(model: nn.Module, example: torch.Tensor, *, repeats: int = 20) -> float:

@@ -61,7 +61,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("scope", ("prune.scope",), "global ranking or layerwise (the same fraction per layer)"),
     Option("prune_first_layer", ("prune.prune_first_layer",), "let the stem lose weights (weight structure)"),
     Option("prune_classifier", ("prune.prune_classifier",), "let the classifier lose weights (weight structure)"),
-    Option("round_to", ("prune.round_to",), "keep channel counts a multiple of this (default: the adapter's)"),
+    Option("round_to", ("prune.round_to",), "round kept channel counts to a multiple of this (1: exact fractions)"),
+    Option("attention", ("prune.attention",), "channel pruning of attention: remove whole heads, or head_dim "
+           "(the same dimensions from every head)"),
     Option("rounds", ("prune.rounds",), "lottery: pruning rounds to reach the sparsity"),
     Option("rewind_epoch", ("prune.rewind_epoch",), "lottery: epoch to rewind to (0 = the initialisation)"),
     Option("reinit", ("prune.reinit",), "lottery: re-initialise the final ticket (the control)"),

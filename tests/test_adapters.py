@@ -143,7 +143,7 @@ def test_generic_fallback_refuses_a_broken_result() -> None:
 def test_attention_fixups_are_recorded_and_replayed() -> None:
     model = create_model("test_vit", num_classes=10).eval()
     scale = float(model.blocks[0].attn.scale)
-    _, record = rp.prune(model, 0.5)
+    _, record = rp.prune(model, 0.5, attention="head_dim")
     attrs = record.module_attrs["blocks.0.attn"]
     attn = model.blocks[0].attn
     assert attrs["num_heads"] == attn.num_heads and attrs["head_dim"] * attn.num_heads == attn.qkv.out_features // 3

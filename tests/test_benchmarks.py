@@ -7,7 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+import timm
+import torch
 
+from benchmarks import _deploy as speed_deploy
 from benchmarks import paper, speed
 from benchmarks.__main__ import build_parser
 from benchmarks._cells import Cell, CellUnavailable, aggregate, previous_cells, run_cells
@@ -242,3 +245,30 @@ def test_autoattack_cells_and_points_are_chosen_on_the_command_line(monkeypatch:
     assert everywhere.aa_keys == () and everywhere.aa_n == 4 and everywhere.model == paper.QUICK.model
     assert some.aa_keys == ("f1/", "f2/lottery") and some.aa_n == paper.FULL.aa_n
     assert default == paper.FULL and everywhere.fingerprint() != paper.QUICK.fingerprint()
+
+
+def test_layer_kinds_account_for_every_mac_of_a_cnn() -> None:
+    from benchmarks._layer_kinds import kind_profile
+    from robust_prune.measure import count_macs_params
+
+    model = timm.create_model("mobilenetv3_small_050").eval()
+    x = torch.rand(1, 3, 64, 64)
+    kinds = kind_profile(model, x, repeats=1)
+    assert {"conv 1x1", "conv depthwise", "conv kxk", "norm", "activation", "linear"} <= set(kinds)
+    assert sum(k["macs"] for k in kinds.values()) == count_macs_params(model, x)[0]
+    assert kinds["norm"]["macs"] == 0 and all(k["ms"] >= 0 for k in kinds.values())
+
+
+@pytest.mark.slow
+def test_deploy_suite_compares_both_prunings_eager_and_onnxruntime(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    budget = dataclasses.replace(speed_deploy.DEPLOY_QUICK, models=("test_resnet",), batches=(2,), repeats=(1,))
+    rows = speed.run_deploy(budget, out_dir=tmp_path)
+    assert [(r["method"], r["batch"], r["size"]) for r in rows] == [(m, 2, 160) for m in speed_deploy.METHODS]
+    for row in rows:
+        assert 0 < row["flops_ratio"] < 0.5 and 0 < row["channel_ratio"] < 1
+        assert row["quotient"] == pytest.approx(row["latency_ratio"] / row["flops_ratio"])
+        assert row["ort_quotient"] == pytest.approx(row["ort_latency_ratio"] / row["flops_ratio"])
+    saved = json.loads((tmp_path / "speed_deploy.json").read_text())
+    assert saved["rows"] == json.loads(json.dumps(rows)) and saved["wall_s"] > 0
+    assert "| test_resnet | 160 | 2 | robust_prune |" in (tmp_path / "speed_deploy.md").read_text()

@@ -57,19 +57,19 @@ def test_every_config_field_is_a_keyword_and_a_flag() -> None:
 
 def test_flags_set_the_fields_they_name(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["robustify", "--print-config", "--weight-decay", "0.001", "--finetune-lr", "0.003", "--eps", "0.2",
-            "--train-steps", "3", "--no-adversarial", "--attacks", "pgd,fgsm", "--round-to", "8", "--attack-seed",
-            "4", "--objective", "trades", "--grow-epochs", "5", "--n", "40"]  # fmt: skip
+            "--train-steps", "3", "--no-adversarial", "--attacks", "pgd,fgsm", "--round-to", "4", "--attention",
+            "head_dim", "--attack-seed", "4", "--objective", "trades", "--grow-epochs", "5", "--n", "40"]  # fmt: skip
     assert main(argv) == 0
     cfg = RobustifyConfig.from_json(capsys.readouterr().out)
     for stage in (cfg.pretrain, cfg.finetune, cfg.grow_train):
         assert stage.weight_decay == 0.001 and stage.objective == "trades"
         assert (stage.attack.eps, stage.attack.steps, stage.attack.seed) == (0.2, 3, 4)
     assert (cfg.pretrain.lr, cfg.finetune.lr, cfg.grow_train.lr) == (0.02, 0.003, 0.02)  # TRADES' default lr
-    assert cfg.prune.adversarial is False and cfg.prune.round_to == 8
+    assert cfg.prune.adversarial is False and (cfg.prune.round_to, cfg.prune.attention) == (4, "head_dim")
     assert cfg.eval_attacks == ("pgd", "fgsm") and cfg.eval_n == 40 and cfg.grow_train.epochs == 5
     assert cfg == build_config(weight_decay=0.001, finetune_lr=0.003, eps=0.2, train_steps=3, adversarial=False,
-                               eval_attacks=("pgd", "fgsm"), round_to=8, attack_seed=4, objective="trades",
-                               grow_epochs=5, eval_n=40)  # fmt: skip
+                               eval_attacks=("pgd", "fgsm"), round_to=4, attention="head_dim", attack_seed=4,
+                               objective="trades", grow_epochs=5, eval_n=40)  # fmt: skip
 
 
 def test_defaults_that_depend_on_an_option_follow_it() -> None:

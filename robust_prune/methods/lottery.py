@@ -78,8 +78,8 @@ def _prune_round(
         return weight_prune(model, dataclasses.replace(p, sparsity=target, rounds=1), image_size=bundle.image_size,
                             loss_fn=loss_fn)  # fmt: skip
     return channel_prune(model, round_fraction(target, previous), importance=p.importance,
-                         global_pruning=p.scope == "global", round_to=p.round_to, image_size=bundle.image_size,
-                         loss_fn=loss_fn)  # fmt: skip
+                         global_pruning=p.scope == "global", round_to=p.round_to, attention=p.attention,
+                         image_size=bundle.image_size, loss_fn=loss_fn)  # fmt: skip
 
 
 def _dense_state(model: nn.Module) -> dict[str, torch.Tensor]:

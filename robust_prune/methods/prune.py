@@ -30,7 +30,7 @@ def ticket(
     if runner.needs("prune"):
         result = prune(model, p.sparsity, structure=p.structure, importance=p.importance, scope=p.scope,
                        prune_first_layer=p.prune_first_layer, prune_classifier=p.prune_classifier,
-                       round_to=p.round_to, image_size=bundle.image_size,
+                       round_to=p.round_to, attention=p.attention, image_size=bundle.image_size,
                        loss_fn=importance_loss(bundle, config))  # fmt: skip
         runner.finish_stage("prune", model, record=result.record)
     history += runner.train(model, bundle.train, stage="finetune", label="adversarial fine-tuning",

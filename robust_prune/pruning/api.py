@@ -37,6 +37,7 @@ def prune(
     prune_first_layer: bool = False,
     prune_classifier: bool = False,
     round_to: int | None = None,
+    attention: str = "heads",
     image_size: int = 32,
     loss_fn: LossFn | None = None,
 ) -> PruneResult:
@@ -50,7 +51,10 @@ def prune(
         scope: ``"layerwise"`` (the same fraction in every layer) or ``"global"`` (one ranking over all layers);
             ``None``: global for weights, layerwise for channels.
         prune_first_layer, prune_classifier: allow masking the stem / classifier (weight structure).
-        round_to: channel multiple to keep (channel structure).
+        round_to: channel structure: round kept channel counts to the nearest multiple of this (None: 8; 1: the
+            exact fraction; see :class:`~robust_prune.PruneConfig`).
+        attention: channel structure: ``"heads"`` removes whole attention heads, ``"head_dim"`` the same
+            dimensions of every head.
         image_size: input size used to trace the model.
         loss_fn: ``loss_fn(model) -> loss`` for gradient-based importance.
 
@@ -68,6 +72,7 @@ def prune(
         prune_first_layer=prune_first_layer,
         prune_classifier=prune_classifier,
         round_to=round_to,
+        attention=attention,
     )
     if config.structure == "channel":
         record = channel_prune(
@@ -76,6 +81,7 @@ def prune(
             importance=config.importance,
             global_pruning=config.scope == "global",
             round_to=config.round_to,
+            attention=config.attention,
             image_size=image_size,
             loss_fn=loss_fn,
         )

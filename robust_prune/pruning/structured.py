@@ -7,6 +7,7 @@ pruned model can be rebuilt from a fresh timm model.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -15,8 +16,9 @@ from torch import nn
 
 from robust_prune.adapters import Adapter, get_adapter, unwrap_model
 
-from ..errors import PruningError
-from ..measure import count_macs_params, size_stats
+from ..config import ATTENTION_MODES, DEFAULT_ROUND_TO
+from ..errors import ConfigError, PruningError
+from ..measure import count_macs_params, output_width, size_stats
 from ..models import eval_mode
 from .record import PruningRecord, quiet_unwrapped_parameters
 
@@ -33,6 +35,18 @@ def _importance(name: str) -> tp.importance.Importance:
     if name == "random":
         return tp.importance.RandomImportance()
     raise PruningError(f"Importance {name!r} is not available for channel pruning; use magnitude, taylor or random.")
+
+
+class _RoundingPruner(tp.pruner.BasePruner):
+    """torch-pruning's pruner, rounding a layer's kept channels to the *nearest* multiple of ``round_to``.
+
+    torch-pruning rounds down, which empties a layer narrower than ``round_to`` and takes up to ``round_to - 1``
+    channels more than asked. Here a layer keeps its exact count where rounding would empty it or prune nothing.
+    """
+
+    def _round_to(self, n_pruned: int, current_channels: int, round_to: int) -> int:
+        keep = round_to * math.floor((current_channels - n_pruned) / round_to + 0.5)
+        return n_pruned if keep <= 0 or keep >= current_channels else current_channels - keep
 
 
 def _check_pruned(model: nn.Module, example: torch.Tensor, expected: torch.Size, adapter: Adapter) -> None:
@@ -55,6 +69,7 @@ def channel_prune(
     importance: str = "magnitude",
     global_pruning: bool = False,
     round_to: int | None = None,
+    attention: str = "heads",
     image_size: int = 32,
     loss_fn: LossFn | None = None,
 ) -> PruningRecord:
@@ -64,7 +79,10 @@ def channel_prune(
         model: a timm model (wrappers such as NormalizedModel are looked through).
         sparsity: fraction of channels removed from each layer (or overall, with ``global_pruning``).
         importance: ``"magnitude"`` (L2 norm of each channel group), ``"taylor"`` (needs ``loss_fn``) or ``"random"``.
-        round_to: keep channel counts a multiple of this (the adapter's default otherwise).
+        round_to: round each layer's kept channels to the nearest multiple of this (None: 8; 1: the exact fraction);
+            an adapter may lower it (``Adapter.round_to``). Layers too narrow for it keep the exact count.
+        attention: ``"heads"`` removes whole attention heads where the adapter can (else head dimensions);
+            ``"head_dim"`` removes the same dimensions from every head.
         image_size: spatial size used to trace the graph (the adapter's fixed size wins).
         loss_fn: ``loss_fn(model) -> loss`` (called with ``model`` as passed) whose gradients feed Taylor
             importance, e.g. an adversarial loss.
@@ -76,13 +94,16 @@ def channel_prune(
         >>> record.stats["macs_ratio"] < 0.5
         True
     """
+    if attention not in ATTENTION_MODES:
+        raise ConfigError(f"Unknown attention {attention!r}. Choose one of: {', '.join(ATTENTION_MODES)}.")
     inner = unwrap_model(model)
     adapter = get_adapter(inner)
     adapter.check_supported(inner)
     example = adapter.example_inputs(inner, image_size=image_size)
     with eval_mode(inner):
         return _channel_prune(model, inner, adapter, example, sparsity, importance=importance,
-                              global_pruning=global_pruning, round_to=round_to, loss_fn=loss_fn)  # fmt: skip
+                              global_pruning=global_pruning, round_to=round_to, attention=attention,
+                              loss_fn=loss_fn)  # fmt: skip
 
 
 def _channel_prune(
@@ -95,13 +116,16 @@ def _channel_prune(
     importance: str,
     global_pruning: bool,
     round_to: int | None,
+    attention: str,
     loss_fn: LossFn | None,
 ) -> PruningRecord:
     with torch.no_grad():
         expected = inner(example).shape
     macs0, params0 = count_macs_params(inner, example)
+    width0 = output_width(inner)
     num_heads = adapter.num_heads(inner)
-    kwargs = dict(adapter.pruner_kwargs(inner))
+    kwargs = {**adapter.pruner_kwargs(inner), **adapter.attention_kwargs(inner, attention=attention, sparsity=sparsity)}
+    multiple = adapter.effective_round_to(round_to or DEFAULT_ROUND_TO)
     # torch-pruning's defaults for these are shared mutable dicts (FIELD-NOTES): always pass fresh ones.
     in_groups = dict(kwargs.pop("in_channel_groups", None) or {})
     out_groups = dict(kwargs.pop("out_channel_groups", None) or {})
@@ -111,14 +135,14 @@ def _channel_prune(
         model.zero_grad(set_to_none=True)
         loss_fn(model).backward()
     with adapter.graph_context(inner), torch.enable_grad(), quiet_unwrapped_parameters():
-        pruner = tp.pruner.BasePruner(
+        pruner = _RoundingPruner(
             inner,
             example,
             importance=_importance(importance),
             pruning_ratio=float(sparsity),
             global_pruning=global_pruning,
             ignored_layers=adapter.ignored_layers(inner),
-            round_to=round_to or adapter.round_to,
+            round_to=multiple if multiple > 1 else None,  # None: torch-pruning's exact path, bit for bit
             num_heads=num_heads,
             unwrapped_parameters=adapter.unwrapped_parameters(inner) or None,
             in_channel_groups=in_groups,
@@ -136,6 +160,9 @@ def _channel_prune(
         )
     _check_pruned(inner, example, expected, adapter)
     macs1, params1 = count_macs_params(inner, example)
+    stats = size_stats(macs0, params0, macs1, params1)
+    # what rounding achieved: the kept share of all conv/linear output channels (measure.channel_ratio's measure)
+    stats.update(channel_ratio=output_width(inner) / max(width0, 1), round_to=multiple)
     history = [[name, bool(out), [int(i) for i in idxs]] for name, out, idxs in pruner.DG.pruning_history()]
     return PruningRecord(
         structure="channel",
@@ -146,5 +173,5 @@ def _channel_prune(
         input_size=list(example.shape[1:]),
         history=history,
         module_attrs=module_attrs,
-        stats=size_stats(macs0, params0, macs1, params1),
+        stats=stats,
     )
