@@ -17,6 +17,7 @@ from ._base import (
     list_adapters,
     register_adapter,
     remember_creation_args,
+    timm_module,
     unwrap_model,
 )
 
@@ -71,5 +72,6 @@ __all__ = [
     "list_adapters",
     "register_adapter",
     "remember_creation_args",
+    "timm_module",
     "unwrap_model",
 ]

@@ -55,6 +55,7 @@ __all__ = [
     "unwrap_model",
     "creation_args",
     "remember_creation_args",
+    "timm_module",
 ]
 
 _REGISTRY: dict[str, Adapter] = {}

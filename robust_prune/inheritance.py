@@ -48,6 +48,7 @@ from robust_prune.adapters import adapter_by_name, unwrap_model
 from .config import GROW_INITS
 from .errors import ConfigError, PruningError
 from .models import NormalizedModel, eval_mode
+from .pruning.guard import Steps, guarded
 from .pruning.masks import folded_state
 from .pruning.record import PruningRecord, replay_history
 
@@ -320,8 +321,14 @@ def grow(
     if scale is not None and (not math.isfinite(scale) or scale < 0):
         raise ConfigError(f"scale must be a finite std >= 0 or None, got {scale!r}.")
     model, record = _split_ticket(ticket, record)
-    with torch.random.fork_rng(devices=[]):  # replaying a record draws example inputs: leave the global RNG alone
-        return _grow(model, record, init=init, scale=scale, seed=seed)
+
+    def work(m: nn.Module, steps: Steps) -> GrowResult:
+        steps.now = "grow the ticket back to full width"
+        with torch.random.fork_rng(devices=[]):  # replaying a record draws example inputs: leave the global RNG alone
+            return _grow(m, record, init=init, scale=scale, seed=seed)
+
+    family = str(record.architecture or record.adapter)
+    return guarded(model, work, family=family, structure=record.structure, mode="read")
 
 
 def _grow(model: nn.Module, record: PruningRecord, *, init: str, scale: float | None, seed: int) -> GrowResult:
