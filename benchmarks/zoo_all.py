@@ -167,7 +167,8 @@ def check_module(module: str, name: str, structure: str, *, sparsity: float = 0.
             row["params_ratio"] = round(stats["params_nonzero"] / stats["params"], 4)
             checks["smaller"] = stats["params_nonzero"] < stats["params"]
         step = "rebuild"
-        rebuilt = PruningRecord.from_dict(json.loads(json.dumps(record.to_dict()))).build()
+        again = PruningRecord.from_dict(json.loads(json.dumps(record.to_dict())), masks=record.masks)
+        rebuilt = again.build()
         state = model.state_dict() if structure == "channel" else folded_state(model.state_dict())[0]
         rebuilt.load_state_dict(state, strict=True)
         with torch.no_grad():
