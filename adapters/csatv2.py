@@ -9,8 +9,8 @@ blocks below) are pruned (``HiddenWidthAdapter``).
 from __future__ import annotations
 
 from timm.layers import Attention
-from torch import nn
 from timm.models.csatv2 import Block, LearnableDct2d, SpatialAttention
+from torch import nn
 
 from ._base import Example, register_adapter, unwrap_model
 from ._hidden import HiddenWidthAdapter

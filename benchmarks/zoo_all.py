@@ -2,7 +2,7 @@
 
 The representative of a module is its smallest registered model by parameter count (counted on the meta
 device, so nothing is allocated), created with ``pretrained=False`` and 10 classes, at the smallest input of
-32, 64, 128 or 224 pixels that it runs at (with ``img_size`` set to it where the model takes one). For
+32, 64, 128, 224 pixels or its own size that it runs at (with ``img_size`` set to it where the model takes one). For
 ``structure="channel"`` (50% of channels) and ``structure="weight"`` (50% of weights) each gets one state:
 
 - **works**: prune succeeded; forward runs with the dense output shape; MACs and parameters fall (channel) or
@@ -77,13 +77,15 @@ def representatives() -> dict[str, str]:
 
 def small_model(name: str) -> tuple[Any, dict[str, Any], tuple[int, int]]:
     """The model at the smallest input it runs at: ``(model, create_model kwargs, (height, width))``."""
+    import timm
     import torch
     from robust_prune.adapters import get_adapter
 
     from robust_prune.models import create_model
 
     last: Exception | None = None
-    for size in SIZES:
+    native = (timm.get_pretrained_cfg_value(name, "input_size") or (3, 224, 224))[-1]
+    for size in sorted({*SIZES, int(native)}):
         for kwargs in ({"img_size": size}, {}):
             try:
                 torch.manual_seed(0)
@@ -287,7 +289,7 @@ def main(args: argparse.Namespace) -> int:
     settings = {
         "sparsity": args.sparsity,
         "representative": "smallest registered model of each timm module by parameter count, pretrained=False, "
-        "10 classes, smallest input of 32/64/128/224 px it runs at",
+        "10 classes, smallest input of 32/64/128/224 px or its native size that it runs at",
         "time limit": f"{args.timeout} s per module and structure (SIGALRM; pruning itself is bounded by "
         "robust_prune.config.PRUNE_TIME_LIMIT_S)",
         "adversarial step": "PGD-AT, eps 0.03, 2 steps, SGD lr 0.01, batch 2",

@@ -87,7 +87,8 @@ def time_bound(seconds: float | None) -> Iterator[None]:
 
     previous = signal.signal(signal.SIGALRM, expire)
     start = time.monotonic()
-    signal.setitimer(signal.ITIMER_REAL, float(seconds))
+    # and again every second after that: torch-pruning traces inside a bare ``except:`` that retries the forward
+    signal.setitimer(signal.ITIMER_REAL, float(seconds), min(1.0, float(seconds)))
     try:
         yield
     finally:
