@@ -180,7 +180,7 @@ def guarded(
         mode: ``"copy"`` (work on a deep copy, adopt its state on success), ``"restore"`` (work on ``model``,
             put a snapshot back on failure) or ``"read"`` (``work`` does not change ``model``).
         known: layer types the adapter has pruners for (left out of the error's list of unknown layers).
-        time_limit: seconds (default ``robust_prune.config.PRUNE_TIME_LIMIT_S``; None or 0 there: unbounded).
+        time_limit: seconds (default ``robust_prune.config.PRUNE_TIME_LIMIT_S``); 0: unbounded.
 
     Raises:
         FamilyPruningError: for any failure that is not already a robust_prune error.
@@ -220,6 +220,6 @@ def _translate(
         detail = str(exc)
     else:
         detail = f"{type(exc).__name__}: {str(exc)[:300]}"
-    unknown = unknown_layer_types(model, known)
+    unknown = unknown_layer_types(model, known) if structure == "channel" else []
     hints = f"Layers with parameters torch-pruning does not know: {', '.join(unknown)}." if unknown else ""
     return FamilyPruningError(family, step, detail, structure=structure, hints=hints)

@@ -194,7 +194,8 @@ def weight_prune(
         apply_masks(inner, {f"{name}.weight": keep for name, keep in chosen.items()})
 
     family = timm_module(inner) or type(inner).__name__
-    guarded(model, work, family=family, structure="weight", mode="restore")
+    # no time bound: nothing is traced, and ranking a large model's weights on a busy CPU may take minutes
+    guarded(model, work, family=family, structure="weight", mode="restore", time_limit=0)
     size = adapter.fixed_input_size(inner) or (image_size, image_size)
     stats = mask_stats(inner, layers)
     if stats["emptied_layers"]:
