@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from timm.layers import Attention
 from timm.models.csatv2 import Block, LearnableDct2d, SpatialAttention
-from torch import nn
 
-from ._base import Example, register_adapter, unwrap_model
+from ._base import Example, register_adapter
 from ._hidden import HiddenWidthAdapter
 
 
@@ -22,9 +21,5 @@ class Csatv2Adapter(HiddenWidthAdapter):
     timm_modules = ("csatv2",)
     hidden = {Block: ("pwconv1",)}
     opaque = (LearnableDct2d, SpatialAttention, Attention)
-
-    def in_chans(self, model: nn.Module) -> int:
-        # the DCT stem comes before the first convolution, and timm's config names no first conv
-        return int(getattr(unwrap_model(model), "in_chans", 3))
 
     examples = (Example("csatv2", "csatv2", {}, image_size=64),)
