@@ -29,6 +29,7 @@ from . import (  # noqa: F401, E402  isort: skip
     coat,
     convit,
     convnext,
+    cpubone,
     crossvit,
     csatv2,
     cspnet,
