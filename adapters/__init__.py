@@ -62,6 +62,7 @@ from . import (  # noqa: F401, E402  isort: skip
     metaformer,
     mlp_mixer,
     mobilenetv3,
+    mobilenetv5,
     mobilevit,
     mvitv2,
     nest,
