@@ -72,6 +72,7 @@ from . import (  # noqa: F401, E402  isort: skip
     nfnet,
     pit,
     pvt_v2,
+    qwen3_vit,
     regnet,
     res2net,
     resnest,
