@@ -7,7 +7,8 @@ device, so nothing is allocated), created with ``pretrained=False`` and 10 class
 
 - **works**: prune succeeded; forward runs with the dense output shape; MACs and parameters fall (channel) or
   the nonzero weights fall (weight); rebuilding from the JSON round-tripped record (plus the state dict) gives
-  identical outputs; one PGD adversarial training step gives a finite loss.
+  the same outputs (to 1e-5; most rows are bit-identical, see ``rebuild_max_diff``); one PGD adversarial
+  training step gives a finite loss.
 - **refused**: prune raised a robust_prune error and the model is byte-identical to before.
 - **failed**: prune returned but a check above failed (or a refusal left the model changed).
 - **crashed**: a foreign (non-robust_prune) exception, or the per-model time limit ran out.
@@ -33,6 +34,7 @@ from typing import Any
 STATES = ("works", "refused", "failed", "crashed")
 STRUCTURES = ("channel", "weight")
 SIZES = (32, 64, 128, 224)
+REBUILD_TOLERANCE = 1e-5
 COLUMNS = ["module", "model", "input", "structure", "state", "step", "macs_ratio", "params_ratio", "prune_s", "reason"]
 HEADERS = [
     "timm module",
@@ -174,7 +176,11 @@ def check_module(module: str, name: str, structure: str, *, sparsity: float = 0.
         state = model.state_dict() if structure == "channel" else folded_state(model.state_dict())[0]
         rebuilt.load_state_dict(state, strict=True)
         with torch.no_grad():
-            checks["rebuild"] = bool(torch.equal(rebuilt.eval()(x), y))
+            diff = float((rebuilt.eval()(x) - y).abs().max())
+        # the same weights; a masked layer computes with a freshly multiplied weight, which some kernels sum in
+        # another order (DaViT: 3e-7), so "identical" allows float rounding
+        row["rebuild_max_diff"] = diff
+        checks["rebuild"] = diff <= REBUILD_TOLERANCE
         step = "adversarial step"
         loss = train_one_batch(
             NormalizedModel.from_timm(model), x, torch.arange(2) % 10, attack=AttackConfig(eps=0.03, steps=2), lr=0.01
@@ -293,6 +299,8 @@ def main(args: argparse.Namespace) -> int:
         "time limit": f"{args.timeout} s per module and structure (SIGALRM; pruning itself is bounded by "
         "robust_prune.config.PRUNE_TIME_LIMIT_S)",
         "adversarial step": "PGD-AT, eps 0.03, 2 steps, SGD lr 0.01, batch 2",
+        "rebuild": f"JSON round-tripped record + state dict (masks folded for weight); max |difference| <= "
+        f"{REBUILD_TOLERANCE:g} (per row: rebuild_max_diff)",
         "commits": sorted({str(r.get("commit")) for r in rows}),
         "total_wall_s (this invocation)": round(time.perf_counter() - t_start, 1),
         "total_wall_s (sum over rows)": round(sum(float(r.get("wall_s") or 0) for r in rows), 1),
