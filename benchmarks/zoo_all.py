@@ -223,14 +223,16 @@ def _load_progress(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def summarise(rows: list[dict[str, Any]], modules: int) -> dict[str, Any]:
+    """Modules per state and structure, as fractions of all the modules asked for (rows not run yet say so)."""
     summary: dict[str, Any] = {"timm model modules": modules}
     for structure in STRUCTURES:
         mine = [r for r in rows if r["structure"] == structure]
-        for state in STATES:
-            n = sum(r["state"] == state for r in mine)
-            summary[f"{structure}: {state}"] = f"{n} / {len(mine)} ({100.0 * n / max(len(mine), 1):.1f}%)"
-        ok = sum(r["state"] in ("works", "refused") for r in mine)
-        summary[f"{structure}: works or refused"] = f"{ok} / {len(mine)} ({100.0 * ok / max(len(mine), 1):.1f}%)"
+        counts = {state: sum(r["state"] == state for r in mine) for state in STATES}
+        counts["works or refused"] = counts["works"] + counts["refused"]
+        counts["not run"] = modules - len(mine)
+        for state, n in counts.items():
+            if state != "not run" or n:
+                summary[f"{structure}: {state}"] = f"{n} / {modules} ({100.0 * n / max(modules, 1):.1f}%)"
     return summary
 
 
@@ -261,8 +263,9 @@ def main(args: argparse.Namespace) -> int:
     commit = environment()["git_commit"]
     t_start = time.perf_counter()
     todo = [(m, n) for m, n in sorted(reps.items()) if only is None or m in only or n in only]
-    for i, (module, model_name) in enumerate(todo, 1):
-        for structure in STRUCTURES:
+    # every module's channel row first, then the weight rows: the harder structure's table fills first
+    for structure in STRUCTURES:
+        for i, (module, model_name) in enumerate(todo, 1):
             if (module, structure) in done and module not in redo:
                 continue
             t0 = time.perf_counter()
