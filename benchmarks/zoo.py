@@ -311,6 +311,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="one representative per timm model module, channel and weight (benchmarks/zoo_all.py)")
     parser.add_argument("--resume", action="store_true", help="--all-families: continue from the progress file")
     parser.add_argument("--redo", default=None, help="--all-families: comma-separated modules to run again")
+    parser.add_argument("--structures", default="channel,weight",
+                        help="--all-families: which structures to run (another process can run the other one)")
     parser.add_argument("--progress", default=None,
                         help="--all-families: progress file (default runs/zoo_all_progress.jsonl)")
 

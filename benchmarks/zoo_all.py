@@ -263,8 +263,9 @@ def main(args: argparse.Namespace) -> int:
     commit = environment()["git_commit"]
     t_start = time.perf_counter()
     todo = [(m, n) for m, n in sorted(reps.items()) if only is None or m in only or n in only]
+    structures = [s for s in STRUCTURES if s in (getattr(args, "structures", None) or ",".join(STRUCTURES)).split(",")]
     # every module's channel row first, then the weight rows: the harder structure's table fills first
-    for structure in STRUCTURES:
+    for structure in structures:
         for i, (module, model_name) in enumerate(todo, 1):
             if (module, structure) in done and module not in redo:
                 continue
