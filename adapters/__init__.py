@@ -52,6 +52,7 @@ from . import (  # noqa: F401, E402  isort: skip
     gemma4_vit,
     ghostnet,
     hiera,
+    hieradet_sam2,
     hrnet,
     iformer,
     inception_next,
