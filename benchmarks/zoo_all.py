@@ -211,14 +211,26 @@ def _bounded(seconds: int, fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def _load_progress(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """Finished rows by (module, structure). A row that was started but never finished killed the process (the
+    kernel's out-of-memory killer, a segfault): it is recorded as crashed instead of being tried again."""
     done: dict[tuple[str, str], dict[str, Any]] = {}
+    started: dict[tuple[str, str], dict[str, Any]] = {}
     if path.exists():
         for line in path.read_text().splitlines():
             try:
                 row = json.loads(line)
             except json.JSONDecodeError:  # a line cut short by a kill
                 continue
-            done[(row["module"], row["structure"])] = row
+            key = (row["module"], row["structure"])
+            if row.get("started"):
+                started[key] = row
+            else:
+                done[key] = row
+                started.pop(key, None)
+    for key, row in started.items():
+        done[key] = {"module": key[0], "model": row.get("model"), "structure": key[1], "state": "crashed",
+                     "step": "process killed", "reason": "the process running it was killed (out of memory?)",
+                     "commit": row.get("commit")}  # fmt: skip
     return done
 
 
@@ -269,6 +281,9 @@ def main(args: argparse.Namespace) -> int:
         for i, (module, model_name) in enumerate(todo, 1):
             if (module, structure) in done and module not in redo:
                 continue
+            with progress.open("a") as f:
+                f.write(json.dumps({"module": module, "model": model_name, "structure": structure,
+                                    "started": True, "commit": commit}) + "\n")  # fmt: skip
             t0 = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
