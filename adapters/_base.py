@@ -58,6 +58,7 @@ __all__ = [
     "unwrap_model",
     "creation_args",
     "remember_creation_args",
+    "timm_module",
 ]
 
 _REGISTRY: dict[str, Adapter] = {}
@@ -220,6 +221,10 @@ class Adapter:
         return module
 
     def in_chans(self, model: nn.Module) -> int:
+        # what the model was built for, where known: a stem may reshape before its first conv (space-to-depth, DCT)
+        known = (creation_args(model) or {}).get("in_chans", getattr(unwrap_model(model), "in_chans", None))
+        if isinstance(known, int) and not isinstance(known, bool) and known > 0:
+            return known
         conv = self.first_conv(model)
         if conv is not None and hasattr(conv, "in_channels"):
             return int(conv.in_channels)

@@ -79,12 +79,14 @@ def opaque_modules(modules: Iterable[nn.Module]) -> Iterator[None]:
                     return out
                 return _OpaqueLink.apply(x, out, *anchors)
 
+            patched.append((m, m.__dict__.get("forward")))  # some layers set their forward per instance
             m.forward = forward  # instance attribute shadows the class's forward
-            patched.append(m)
         yield
     finally:
-        for m in patched:
+        for m, own in patched:
             m.__dict__.pop("forward", None)
+            if own is not None:
+                m.forward = own
 
 
 def link(out: torch.Tensor, *sources: torch.Tensor) -> torch.Tensor:
@@ -110,12 +112,14 @@ def patched_forwards(forwards: dict[nn.Module, Callable[..., Any]]) -> Iterator[
     patched = []
     try:
         for m, fn in forwards.items():
+            patched.append((m, m.__dict__.get("forward")))
             m.forward = functools.partial(fn, m)
-            patched.append(m)
         yield
     finally:
-        for m in patched:
+        for m, own in patched:
             m.__dict__.pop("forward", None)
+            if own is not None:
+                m.forward = own
 
 
 def glu_tracing_forward(mlp: nn.Module, x: torch.Tensor) -> torch.Tensor:

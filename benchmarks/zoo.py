@@ -306,11 +306,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--isolate", action="store_true",
                         help="run each model in its own subprocess (slower; survives crashes, not just hangs)")
     parser.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
-    parser.add_argument("--name", default="zoo", help="results file stem (default zoo)")
+    parser.add_argument("--name", default="zoo", help="results file stem (default zoo; zoo_all with --all-families)")
+    parser.add_argument("--all-families", action="store_true",
+                        help="one representative per timm model module, channel and weight (benchmarks/zoo_all.py)")
+    parser.add_argument("--resume", action="store_true", help="--all-families: continue from the progress file")
+    parser.add_argument("--redo", default=None, help="--all-families: comma-separated modules to run again")
+    parser.add_argument("--structures", default="channel,weight",
+                        help="--all-families: which structures to run (another process can run the other one)")
+    parser.add_argument("--progress", default=None,
+                        help="--all-families: progress file (default runs/zoo_all_progress.jsonl)")
 
 
 def main(args: argparse.Namespace) -> int:
     from ._common import write_results
+
+    if getattr(args, "all_families", False):
+        from . import zoo_all
+
+        return zoo_all.main(args)
 
     only = [s.strip() for s in args.models.split(",")] if args.models else None
     todo = _examples(args.quick, only)

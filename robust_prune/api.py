@@ -7,7 +7,9 @@ Each stage is a public function; this module only orchestrates them.
 
 from __future__ import annotations
 
+import copy
 import os
+import warnings
 from typing import Any
 
 import torch
@@ -23,6 +25,7 @@ from .errors import ModelAdaptationError
 from .methods import dense, get_method, iwi, lottery, prune  # noqa: F401 - each method module registers itself
 from .models import NormalizedModel, adapt_model, create_model
 from .options import build_config
+from .pruning.structured import channel_prune
 from .result import RobustifyResult
 from .runner import StageRunner, open_run_directory
 from .training import check_precision
@@ -211,9 +214,19 @@ def robustify(
         image_size=image_size, augment=augment, num_workers=num_workers, pin_memory=pin_memory,
     )  # fmt: skip
     config.budgets(bundle.default_eps)  # refuse a run without an attack budget before anything is written
+    if config.method != "dense" and config.prune.structure == "channel":
+        _refuse_unprunable(net, config, bundle)
     runner = StageRunner(open_run_directory(run_dir, resume, config, net, bundle, overwrite=overwrite))
     progress = progress and is_main_process()  # one set of progress bars under torchrun
     return get_method(config.method).run(net, bundle, config, runner=runner, progress=progress)
+
+
+def _refuse_unprunable(net: NormalizedModel, config: RobustifyConfig, bundle: DataBundle) -> None:
+    """A dry channel prune of a copy, so a family that cannot be pruned is refused (FamilyPruningError) before
+    minutes of training rather than after them; the copy's result is thrown away."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # prepare() already warned about a generic fallback
+        channel_prune(copy.deepcopy(net), config.prune.sparsity, image_size=bundle.image_size)
 
 
 # robustify()'s arguments that are not config options

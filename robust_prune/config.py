@@ -49,6 +49,9 @@ DEFAULT_ROUND_TO = 8
 SCHEDULES = ("cosine", "constant")
 MIXED_PRECISIONS = ("no", "bf16", "fp16")  # fp16 trains with a gradient scaler and needs CUDA
 GROW_INITS = ("zero-out", "zero", "random")
+# Seconds that tracing and pruning one model (or growing a ticket back) may take before it counts as failed: a
+# dependency graph that does not trace in this time is refused (pruning.guard). Raise it for very large models.
+PRUNE_TIME_LIMIT_S = 60.0
 # The SGD learning rate (momentum 0.9, cosine schedule) each objective trains at by default. TRADES' KL term
 # makes its loss larger and steeper: at 0.05 it diverged on the digits with resnet10t (loss 4.56 -> 6.14 in
 # two epochs, clean accuracy 0.18), at 0.02 it trains.

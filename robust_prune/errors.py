@@ -17,6 +17,7 @@ __all__ = [
     "ModelAdaptationError",
     "UnsupportedArchitectureError",
     "PruningError",
+    "FamilyPruningError",
     "TrainingDivergedError",
     "CheckpointError",
     "RunDirectoryMismatchError",
@@ -66,6 +67,29 @@ class UnsupportedArchitectureError(RobustPruneError):
 
 class PruningError(RobustPruneError):
     """Pruning produced a broken model or a record that cannot be replayed."""
+
+
+class FamilyPruningError(PruningError):
+    """Pruning (or growing) a model of one timm family failed inside the machinery robust_prune builds on (the
+    dependency graph would not trace in time, a layer it does not know, a pruned graph that no longer runs). The
+    caller's model is left exactly as it was.
+
+    Attributes:
+        family: the timm module (``"tiny_vit"``) or class name of the model.
+        step: what failed (``"trace the dependency graph"``, ``"prune the channels"``, ...).
+        detail: the underlying failure, e.g. ``"IndexError: index 320 is out of bounds"``.
+    """
+
+    def __init__(self, family: str, step: str, detail: str, *, structure: str = "channel", hints: str = "") -> None:
+        self.family, self.step, self.detail, self.structure = family, step, detail, structure
+        weight = "Use structure='weight' (masks single weights, works on any model). "
+        fallback = weight if structure != "weight" else ""
+        super().__init__(
+            f"Could not {step} for the timm family '{family}': {detail}.{(' ' + hints) if hints else ''} "
+            f"The model was left unchanged. {fallback}To prune this family's {structure}s, write an adapter for it "
+            f"(one file in robust_prune/adapters/, see adapters/_base.py) or open an issue on robust_prune's "
+            "tracker with this message."
+        )
 
 
 class TrainingDivergedError(RobustPruneError, FloatingPointError):

@@ -49,6 +49,7 @@ from robust_prune.adapters import adapter_by_name, unwrap_model
 from .config import GROW_INITS
 from .errors import ConfigError, PruningError
 from .models import NormalizedModel, eval_mode
+from .pruning.guard import Steps, guarded
 from .pruning.masks import folded_state
 from .pruning.record import PruningRecord, replay_history
 
@@ -141,8 +142,8 @@ def origin_indices(record: PruningRecord) -> dict[str, torch.Tensor]:
     Example:
         >>> import timm, robust_prune as rp
         >>> _, record = rp.prune(timm.create_model("resnet10t", num_classes=10), 0.5)
-        >>> origin_indices(record)["conv1.0.weight"].shape[0]   # kept output channels of the stem
-        12
+        >>> origin_indices(record)["conv1.0.weight"].shape[0]   # half of the stem's 24, rounded to a multiple of 8
+        16
     """
     shapes = {n: t.numel() for n, t in _named_tensors(record.build_dense(seed=0)).items() if t.is_floating_point()}
     passes = max(1, math.ceil(math.log(max(max(shapes.values(), default=1), 2), _BASE)))
@@ -310,8 +311,14 @@ def grow(
     if scale is not None and (not math.isfinite(scale) or scale < 0):
         raise ConfigError(f"scale must be a finite std >= 0 or None, got {scale!r}.")
     model, record = _split_ticket(ticket, record)
-    with torch.random.fork_rng(devices=[]):  # replaying a record draws example inputs: leave the global RNG alone
-        return _grow(model, record, init=init, scale=scale, seed=seed)
+
+    def work(m: nn.Module, steps: Steps) -> GrowResult:
+        steps.now = "grow the ticket back to full width"
+        with torch.random.fork_rng(devices=[]):  # replaying a record draws example inputs: leave the global RNG alone
+            return _grow(m, record, init=init, scale=scale, seed=seed)
+
+    family = str(record.architecture or record.adapter)
+    return guarded(model, work, family=family, structure=record.structure, mode="read")
 
 
 def _grow(model: nn.Module, record: PruningRecord, *, init: str, scale: float | None, seed: int) -> GrowResult:

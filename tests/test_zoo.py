@@ -59,3 +59,31 @@ def test_zoo_command_writes_json_and_markdown(tmp_path) -> None:
     assert row["latency_ratio"] > 0 and row["prune_s"] >= 0
     md = (tmp_path / "zoo.md").read_text()
     assert "| test_* | test_* | test_resnet |" in md and "latency ratio" in md and "## Environment" in md
+
+
+def test_all_families_command_classifies_each_module_and_resumes(tmp_path) -> None:
+    # the representatives line is what a first run writes (computing it over all of timm takes minutes)
+    progress = tmp_path / "progress.jsonl"
+    reps = {"resnet": "test_resnet", "coat": "coat_tiny"}
+    progress.write_text(json.dumps({"module": "__representatives__", "structure": "", "reps": reps}) + "\n")
+    args = Namespace(
+        all_families=True, resume=True, redo=None, progress=str(progress), models=None, sparsity=0.5,
+        timeout=240, out=str(tmp_path), name="zoo",
+    )  # fmt: skip
+    assert zoo.main(args) == 0
+    data = json.loads((tmp_path / "zoo_all.json").read_text())
+    states = {(r["module"], r["structure"]): r["state"] for r in data["rows"]}
+    # CoaT's parallel blocks do not trace: refused cleanly, the model untouched; weights work everywhere
+    assert states == {
+        ("resnet", "channel"): "works", ("resnet", "weight"): "works",
+        ("coat", "channel"): "refused", ("coat", "weight"): "works",
+    }  # fmt: skip
+    refused = next(r for r in data["rows"] if r["state"] == "refused")
+    assert refused["untouched"] and refused["error"] == "FamilyPruningError"
+    assert data["summary"]["channel: works or refused"] == "2 / 2 (100.0%)"
+    assert "| coat | coat_tiny |" in (tmp_path / "zoo_all.md").read_text()
+    # resuming does no work twice: the same rows come back without running anything
+    lines = len(progress.read_text().splitlines())
+    assert zoo.main(args) == 0
+    assert len(progress.read_text().splitlines()) == lines
+    assert json.loads((tmp_path / "zoo_all.json").read_text())["rows"] == data["rows"]

@@ -14,12 +14,13 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from robust_prune.adapters import Adapter, get_adapter, unwrap_model
+from robust_prune.adapters import Adapter, get_adapter, timm_module, unwrap_model
 
 from ..config import ATTENTION_MODES, DEFAULT_ROUND_TO
 from ..errors import ConfigError, PruningError
 from ..measure import count_macs_params, output_width, size_stats
 from ..models import eval_mode
+from .guard import Broken, Steps, guarded
 from .record import PruningRecord, quiet_unwrapped_parameters
 
 __all__ = ["channel_prune"]
@@ -49,17 +50,14 @@ class _RoundingPruner(tp.pruner.BasePruner):
         return n_pruned if keep <= 0 or keep >= current_channels else current_channels - keep
 
 
-def _check_pruned(model: nn.Module, example: torch.Tensor, expected: torch.Size, adapter: Adapter) -> None:
+def _check_pruned(model: nn.Module, example: torch.Tensor, expected: torch.Size) -> None:
     try:
         with torch.no_grad():
             out = model(example)
     except Exception as exc:  # any failure here means the graph was pruned inconsistently
-        raise PruningError(
-            f"The model pruned with the '{adapter.name}' adapter no longer runs: {exc}. "
-            "Try structure='weight', or report the family so an adapter can handle it."
-        ) from exc
+        raise Broken(f"the pruned model no longer runs ({type(exc).__name__}: {str(exc)[:200]})") from exc
     if out.shape != expected:
-        raise PruningError(f"Pruning changed the output shape from {tuple(expected)} to {tuple(out.shape)}.")
+        raise Broken(f"pruning changed the output shape from {tuple(expected)} to {tuple(out.shape)}")
 
 
 def channel_prune(
@@ -96,14 +94,24 @@ def channel_prune(
     """
     if attention not in ATTENTION_MODES:
         raise ConfigError(f"Unknown attention {attention!r}. Choose one of: {', '.join(ATTENTION_MODES)}.")
-    inner = unwrap_model(model)
-    adapter = get_adapter(inner)
-    adapter.check_supported(inner)
-    example = adapter.example_inputs(inner, image_size=image_size)
-    with eval_mode(inner):
-        return _channel_prune(model, inner, adapter, example, sparsity, importance=importance,
-                              global_pruning=global_pruning, round_to=round_to, attention=attention,
-                              loss_fn=loss_fn)  # fmt: skip
+    adapter = get_adapter(unwrap_model(model))
+    adapter.check_supported(unwrap_model(model))
+
+    # On a copy, in bounded time; the caller's model takes the result only if every step succeeded (guard.py).
+    def work(copy: nn.Module, steps: Steps) -> PruningRecord:
+        inner = unwrap_model(copy)
+        example = adapter.example_inputs(inner, image_size=image_size)
+        with eval_mode(inner):
+            return _channel_prune(copy, inner, adapter, example, sparsity, importance=importance, steps=steps,
+                                  global_pruning=global_pruning, round_to=round_to, attention=attention,
+                                  loss_fn=loss_fn)  # fmt: skip
+
+    known = tuple(k for k in adapter.customized_pruners(unwrap_model(model)) if isinstance(k, type))
+    return guarded(model, work, family=_family(model, adapter), structure="channel", known=known)
+
+
+def _family(model: nn.Module, adapter: Adapter) -> str:
+    return timm_module(model) or (adapter.name if adapter.name != "generic" else type(unwrap_model(model)).__name__)
 
 
 def _channel_prune(
@@ -118,7 +126,9 @@ def _channel_prune(
     round_to: int | None,
     attention: str,
     loss_fn: LossFn | None,
+    steps: Steps,
 ) -> PruningRecord:
+    steps.now = "run the model before pruning"
     with torch.no_grad():
         expected = inner(example).shape
     macs0, params0 = count_macs_params(inner, example)
@@ -132,8 +142,10 @@ def _channel_prune(
     if importance == "taylor":
         if loss_fn is None:
             raise PruningError("Taylor importance needs loss_fn(model) -> loss to compute gradients.")
+        steps.now = "compute the importance gradients"
         model.zero_grad(set_to_none=True)
         loss_fn(model).backward()
+    steps.now = "trace the dependency graph"
     with adapter.graph_context(inner), torch.enable_grad(), quiet_unwrapped_parameters():
         pruner = _RoundingPruner(
             inner,
@@ -149,8 +161,10 @@ def _channel_prune(
             out_channel_groups=out_groups,
             **kwargs,
         )
+        steps.now = "prune the channels"
         pruner.step()
     inner.zero_grad(set_to_none=True)
+    steps.now = f"fix up the pruned layers ({type(adapter).__name__}.after_prune)"
     module_attrs = adapter.after_prune(inner, num_heads)
     undeclared = sorted({a for attrs in module_attrs.values() for a in attrs} - set(adapter.recorded_attrs))
     if undeclared:  # a saved model would be refused on load (robust_prune.trust)
@@ -158,7 +172,9 @@ def _channel_prune(
             f"The {adapter.name} adapter's after_prune set {undeclared}, which {type(adapter).__name__}.recorded_attrs "
             "does not declare; add them there."
         )
-    _check_pruned(inner, example, expected, adapter)
+    steps.now = "check the pruned model"
+    _check_pruned(inner, example, expected)
+    steps.now = "measure the pruned model"
     macs1, params1 = count_macs_params(inner, example)
     stats = size_stats(macs0, params0, macs1, params1)
     # what rounding achieved: the kept share of all conv/linear output channels (measure.channel_ratio's measure)

@@ -26,10 +26,11 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from robust_prune.adapters import get_adapter, unwrap_model
+from robust_prune.adapters import get_adapter, timm_module, unwrap_model
 
 from ..config import PruneConfig
 from ..errors import PruningError
+from .guard import Steps, guarded
 from .masks import apply_masks, current_masks
 from .record import PruningRecord
 
@@ -183,9 +184,18 @@ def weight_prune(
     inner = unwrap_model(model)
     adapter = get_adapter(inner, warn=False)
     layers = prunable_layers(inner, config)
-    scores = _scores(layers, config.importance, model, loss_fn)
-    chosen = _choose_masks(scores, config.sparsity, config.scope or "global")
-    apply_masks(inner, {f"{name}.weight": keep for name, keep in chosen.items()})
+
+    # In place (parameters keep their identity), with a snapshot put back on any failure (guard.py).
+    def work(m: nn.Module, steps: Steps) -> None:
+        steps.now = "score the weights"
+        scores = _scores(layers, config.importance, m, loss_fn)
+        chosen = _choose_masks(scores, config.sparsity, config.scope or "global")
+        steps.now = "mask the weights"
+        apply_masks(inner, {f"{name}.weight": keep for name, keep in chosen.items()})
+
+    family = timm_module(inner) or type(inner).__name__
+    # no time bound: nothing is traced, and ranking a large model's weights on a busy CPU may take minutes
+    guarded(model, work, family=family, structure="weight", mode="restore", time_limit=0)
     size = adapter.fixed_input_size(inner) or (image_size, image_size)
     stats = mask_stats(inner, layers)
     if stats["emptied_layers"]:
