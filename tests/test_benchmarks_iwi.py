@@ -56,3 +56,19 @@ def test_dead_taps_are_the_kernel_taps_that_only_read_padding():
     assert abs(stats["zero_fraction"] - n0 / (n0 + n1)) < 1e-9
     assert abs(stats["dead_tap_fraction"] - 8 / 9) < 1e-9
     assert abs(stats["live_zero_fraction"] - (n0 / 9) / ((n0 + n1) / 9)) < 1e-9
+
+
+def test_dead_taps_of_resnet10t_at_32px_get_no_gradient():
+    import timm
+
+    torch.manual_seed(0)
+    model = timm.create_model("resnet10t", num_classes=10, zero_init_last=False)  # no zeroed BN: gradients flow
+    (model(torch.rand(16, 3, 32, 32)) ** 2).sum().backward()
+    dead = iwi.dead_tap_mask(model, 32)
+    n_dead = sum(int(m.sum()) for m in dead.values())
+    for name, mask in dead.items():
+        assert not model.get_parameter(name).grad[mask].any()  # a dead tap never sees the image
+    weights = [p for p in model.parameters() if p.dim() > 1]
+    zero_grad = sum(int((p.grad == 0).sum()) for p in weights)
+    total = sum(p.numel() for p in weights)
+    assert 0.5 < n_dead / total and (zero_grad - n_dead) / total < 0.01  # (the rest: a few dead ReLU units)
