@@ -17,6 +17,7 @@ from typing import Any
 from benchmarks._common import environment, markdown_table, write_results
 from benchmarks._paper_report import compare
 from benchmarks._plots import stamp_text
+from robust_prune.report import wilson_interval
 
 __all__ = ["aggregate", "best_variant", "write_report"]
 
@@ -46,6 +47,8 @@ def aggregate(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             if vals:
                 row[m] = statistics.fmean(vals)
                 cis = [r["pgd_ci"] for r in rs if m == "pgd" and r.get("pgd_ci")]
+                if m == "clean" and rs[0].get("n_eval"):  # one seed: the 95% Wilson interval of the accuracy
+                    cis = [wilson_interval(round(r["clean"] * r["n_eval"]), r["n_eval"]) for r in rs]
                 row[f"{m}_spread"] = _spread(vals, cis)
         row["function_preserving"] = rs[0].get("function_preserving")
         rows.append(row)

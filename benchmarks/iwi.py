@@ -396,7 +396,7 @@ def run_iwi(
         _run(cells, jobs, budget, data_dir, on_done)
         aa = [c for c in autoattack_cells(budget, best_variant(list(done.values()), budget)) if c.key not in done]
         _run(aa, jobs, budget, data_dir, on_done)
-    report(not report_only or bool(done))
+    report(not report_only or len(done) >= len(build_cells(budget)) + len(autoattack_cells(budget, "x")))
     return list(done.values())
 
 
