@@ -310,7 +310,8 @@ class RobustifyConfig(_JsonConfig):
         pretrain: adversarial training before pruning (``dense``: all of it; ``lottery``: each round).
         finetune: adversarial fine-tuning of the pruned model (the ticket, for ``lottery`` and ``iwi``).
         grow_train: ``iwi``: adversarial training of the grown full-width model.
-        prune: what to remove and how.
+        prune: what to remove and how (default ``PruneConfig()``; for ``method="iwi"`` with
+            :data:`IWI_DEFAULT`'s structure).
         ticket_method, grow_init: ``iwi``: where the ticket comes from and how growth fills new weights
             (defaults: :data:`IWI_DEFAULT`).
         grow_scale, grow_out_scale: ``iwi``: :func:`~robust_prune.grow`'s ``scale`` (std of new channels'
@@ -332,7 +333,7 @@ class RobustifyConfig(_JsonConfig):
     pretrain: TrainConfig = field(default_factory=lambda: _stage("pretrain"))
     finetune: TrainConfig = field(default_factory=lambda: _stage("finetune"))
     grow_train: TrainConfig = field(default_factory=lambda: _stage("grow_train"))
-    prune: PruneConfig = field(default_factory=PruneConfig)
+    prune: PruneConfig = None  # type: ignore[assignment]  # filled in: PruneConfig() (iwi: IWI_DEFAULT's structure)
     ticket_method: str = IWI_DEFAULT["ticket_method"]
     grow_init: str = IWI_DEFAULT["grow_init"]
     grow_scale: float | None = None
@@ -350,6 +351,9 @@ class RobustifyConfig(_JsonConfig):
         _choice(self.method, tuple(list_methods()), "method")
         _choice(self.ticket_method, tuple(ticket_methods()), "ticket method")
         _choice(self.grow_init, GROW_INITS, "grow init")
+        if self.prune is None:  # iwi's ticket structure follows IWI_DEFAULT (options.build_config does the same)
+            structure = IWI_DEFAULT["structure"] if self.method == "iwi" else PruneConfig().structure
+            object.__setattr__(self, "prune", PruneConfig(structure=structure))
         if self.grow_scale is not None:
             _finite(self.grow_scale, "grow_scale")
             if self.grow_scale < 0:

@@ -102,9 +102,18 @@ def test_iwi_from_a_lottery_weight_ticket_grows_back_to_plain_timm_with_the_tick
     assert zeros >= growth["new_entries"]
 
 
-def test_iwi_defaults_follow_iwi_default_and_the_new_options_reach_the_config():
+def test_iwi_defaults_follow_iwi_default_and_the_new_options_reach_the_config(monkeypatch):
     from robust_prune.config import IWI_DEFAULT
     from robust_prune.options import build_config
+
+    # when the measured best ticket is a weight ticket, every way of asking for iwi gets it; other methods do not
+    monkeypatch.setitem(IWI_DEFAULT, "structure", "weight")
+    assert rp.RobustifyConfig(method="iwi") == build_config(method="iwi")
+    assert build_config(method="iwi", sparsity=0.9).prune.structure == "weight"
+    assert rp.RobustifyConfig(method="iwi").prune.structure == "weight"
+    assert rp.RobustifyConfig(method="prune").prune.structure == "channel"
+    assert build_config(method="iwi", structure="channel").prune.structure == "channel"
+    monkeypatch.undo()
 
     cfg = build_config(method="iwi")
     assert (cfg.ticket_method, cfg.prune.structure, cfg.grow_init) == (
