@@ -48,7 +48,7 @@ MIXED_PRECISIONS = ("no", "bf16")
 # variant that measured best in the paper's framing (benchmarks/results/iwi.md; build_config applies them).
 GROW_INITS = ("zero-out", "zero", "random", "small-out", "net2net")
 GROW_OUT_SCALE = 0.1
-IWI_DEFAULT = {"ticket_method": "prune", "structure": "channel", "grow_init": "zero-out"}
+IWI_DEFAULT = {"ticket_method": "prune", "structure": "channel", "sparsity": 0.5, "grow_init": "zero-out"}
 # The SGD learning rate (momentum 0.9, cosine schedule) each objective trains at by default. TRADES' KL term
 # makes its loss larger and steeper: at 0.05 it diverged on the digits with resnet10t (loss 4.56 -> 6.14 in
 # two epochs, clean accuracy 0.18), at 0.02 it trains.
@@ -311,7 +311,7 @@ class RobustifyConfig(_JsonConfig):
         finetune: adversarial fine-tuning of the pruned model (the ticket, for ``lottery`` and ``iwi``).
         grow_train: ``iwi``: adversarial training of the grown full-width model.
         prune: what to remove and how (default ``PruneConfig()``; for ``method="iwi"`` with
-            :data:`IWI_DEFAULT`'s structure).
+            :data:`IWI_DEFAULT`'s structure and sparsity).
         ticket_method, grow_init: ``iwi``: where the ticket comes from and how growth fills new weights
             (defaults: :data:`IWI_DEFAULT`).
         grow_scale, grow_out_scale: ``iwi``: :func:`~robust_prune.grow`'s ``scale`` (std of new channels'
@@ -351,9 +351,9 @@ class RobustifyConfig(_JsonConfig):
         _choice(self.method, tuple(list_methods()), "method")
         _choice(self.ticket_method, tuple(ticket_methods()), "ticket method")
         _choice(self.grow_init, GROW_INITS, "grow init")
-        if self.prune is None:  # iwi's ticket structure follows IWI_DEFAULT (options.build_config does the same)
-            structure = IWI_DEFAULT["structure"] if self.method == "iwi" else PruneConfig().structure
-            object.__setattr__(self, "prune", PruneConfig(structure=structure))
+        if self.prune is None:  # iwi's ticket structure and sparsity follow IWI_DEFAULT (as in options.build_config)
+            iwi = {k: IWI_DEFAULT[k] for k in ("structure", "sparsity")} if self.method == "iwi" else {}
+            object.__setattr__(self, "prune", PruneConfig(**iwi))
         if self.grow_scale is not None:
             _finite(self.grow_scale, "grow_scale")
             if self.grow_scale < 0:

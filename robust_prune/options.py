@@ -180,8 +180,8 @@ def build_config(*, config: RobustifyConfig | None = None, data: str = "digits",
     # the learning rates follow the objective) sees the option.
     tree: dict[str, Any] = {"data": data}
     tree.update({stage: {**kwargs, "attack": dict(TRAIN_ATTACK)} for stage, kwargs in STAGES.items()})
-    if given.get("method") == "iwi" and "structure" not in given:  # iwi's ticket structure follows IWI_DEFAULT
-        tree["prune"] = {"structure": IWI_DEFAULT["structure"]}
+    if given.get("method") == "iwi":  # iwi's ticket structure and sparsity follow IWI_DEFAULT unless given
+        tree["prune"] = {k: IWI_DEFAULT[k] for k in ("structure", "sparsity")}
     for name, value in given.items():
         for path in _BY_NAME[name].paths:
             *parents, leaf = path.split(".")

@@ -108,16 +108,21 @@ def test_iwi_defaults_follow_iwi_default_and_the_new_options_reach_the_config(mo
 
     # when the measured best ticket is a weight ticket, every way of asking for iwi gets it; other methods do not
     monkeypatch.setitem(IWI_DEFAULT, "structure", "weight")
+    monkeypatch.setitem(IWI_DEFAULT, "sparsity", 0.8)
     assert rp.RobustifyConfig(method="iwi") == build_config(method="iwi")
     assert build_config(method="iwi", sparsity=0.9).prune.structure == "weight"
-    assert rp.RobustifyConfig(method="iwi").prune.structure == "weight"
+    assert (rp.RobustifyConfig(method="iwi").prune.structure, rp.RobustifyConfig(method="iwi").prune.sparsity) == (
+        "weight", 0.8)  # fmt: skip
     assert rp.RobustifyConfig(method="prune").prune.structure == "channel"
-    assert build_config(method="iwi", structure="channel").prune.structure == "channel"
+    assert rp.RobustifyConfig(method="prune").prune.sparsity == 0.5
+    given = build_config(method="iwi", structure="channel", sparsity=0.3).prune
+    assert (given.structure, given.sparsity) == ("channel", 0.3)
     monkeypatch.undo()
 
     cfg = build_config(method="iwi")
-    assert (cfg.ticket_method, cfg.prune.structure, cfg.grow_init) == (
-        IWI_DEFAULT["ticket_method"], IWI_DEFAULT["structure"], IWI_DEFAULT["grow_init"])  # fmt: skip
+    got = {"ticket_method": cfg.ticket_method, "structure": cfg.prune.structure, "sparsity": cfg.prune.sparsity,
+           "grow_init": cfg.grow_init}  # fmt: skip
+    assert got == IWI_DEFAULT
     cfg = build_config(method="iwi", structure="weight", grow_init="small-out", grow_out_scale=0.2, grow_scale=0.01)
     got = (cfg.prune.structure, cfg.grow_init, cfg.grow_out_scale, cfg.grow_scale)
     assert got == ("weight", "small-out", 0.2, 0.01)
