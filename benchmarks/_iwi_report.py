@@ -19,7 +19,7 @@ from benchmarks._paper_report import compare
 from benchmarks._plots import stamp_text
 from robust_prune.report import wilson_interval
 
-__all__ = ["aggregate", "best_variant", "write_report"]
+__all__ = ["aggregate", "best_variant", "iwi_default", "write_report"]
 
 METRICS = ("clean", "pgd", "train_flops", "ticket_flops", "zero_fraction", "dead_tap_fraction", "live_zero_fraction",
            "ticket_pgd", "growth_relative_deviation")  # fmt: skip
@@ -116,6 +116,19 @@ def best_variant(records: Sequence[Mapping[str, Any]], budget: Any) -> str | Non
     return "iwi:" + max(margins, key=lambda v: (len(margins[v]), statistics.fmean(margins[v])))
 
 
+def iwi_default(variant: str, budget: Any) -> dict[str, Any]:
+    """``robust_prune.config.IWI_DEFAULT`` for an ``"iwi:<ticket_method>/<structure>/<init>"`` variant of ``budget``.
+
+    Example:
+        >>> from benchmarks.iwi import FULL
+        >>> iwi_default("iwi:lottery/weight/zero-out", FULL)
+        {'ticket_method': 'lottery', 'structure': 'weight', 'sparsity': 0.8, 'grow_init': 'zero-out'}
+    """
+    ticket_method, structure, init = variant[4:].split("/")
+    sparsity = budget.channel_sparsity if structure == "channel" else budget.weight_sparsity
+    return {"ticket_method": ticket_method, "structure": structure, "sparsity": sparsity, "grow_init": init}
+
+
 def _pm(mean: Any, sd: Any) -> str:
     if mean is None:
         return ""
@@ -191,9 +204,11 @@ def write_report(
            "diff": _signed(f["diff_b"]), "flops": _ratio(f["flops_vs_dense_b"])} for f in frames]  # fmt: skip
     wins_a = [f for f in frames if f["verdict_a"] == "higher"]
     wins_b = [f for f in frames if f["verdict_b"] == "higher"]
+    n_a = sum(f["verdict_a"] != "missing" for f in frames)
+    n_b = sum(f["verdict_b"] != "missing" for f in frames)
     verdict = (
-        f"IWI beats dense PGD-AT beyond the spread in {len(wins_a)} of {len(frames)} comparisons in framing (a) and "
-        f"{len(wins_b)} of {len(frames)} in framing (b)."
+        f"IWI beats dense PGD-AT beyond the spread in {len(wins_a)} of {n_a} measured comparisons in framing (a) "
+        f"and {len(wins_b)} of {n_b} in framing (b)."
         + ("" if wins_a or wins_b else " No IWI variant beats dense PGD-AT in either framing.")
     )
     sections = [
@@ -222,6 +237,7 @@ def write_report(
     columns = ["model", "eps", "variant", "seeds", "clean", "clean_spread", "pgd", "pgd_spread", "train_flops",
                "ticket_flops", "zero_fraction"]  # fmt: skip
     summary = {"cells finished": len(records), "best variant (framing a)": best[4:] if best else None,
+               "IWI_DEFAULT for it": iwi_default(best, budget) if best else None,
                "wall seconds": settings.get("wall_seconds"), "finished": settings.get("finished")}  # fmt: skip
     table = [{**r, **{k: f"{r[k]:.3g}" for k in ("train_flops", "ticket_flops") if r.get(k) is not None}}
              for r in rows]  # fmt: skip
