@@ -20,6 +20,8 @@ def test_iwi_returns_a_full_width_timm_model_that_remembers_its_ticket(loaders, 
         "test_resnet",
         loaders,
         method="iwi",
+        ticket_method="prune",  # pinned: this test checks a channel ticket, whatever IWI_DEFAULT says
+        structure="channel",
         sparsity=0.5,
         epochs=1,
         finetune_epochs=0,
