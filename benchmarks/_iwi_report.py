@@ -236,7 +236,14 @@ def write_report(
     ]  # fmt: skip
     columns = ["model", "eps", "variant", "seeds", "clean", "clean_spread", "pgd", "pgd_spread", "train_flops",
                "ticket_flops", "zero_fraction"]  # fmt: skip
-    summary = {"cells finished": len(records), "best variant (framing a)": best[4:] if best else None,
+    failed = sorted(r["key"] for r in records if r.get("sanity_passed") is False)
+    unknown = sum("sanity_passed" not in r for r in records)  # cells from before the field was recorded
+    failed_text = ", ".join(failed) if failed else "none"
+    if unknown:
+        failed_text += f" (not recorded for {unknown} cell(s): see the run's log)"
+    summary = {"cells finished": len(records),
+               "cells whose gradient-masking checks failed": failed_text,
+               "best variant (framing a)": best[4:] if best else None,
                "IWI_DEFAULT for it": iwi_default(best, budget) if best else None,
                "wall seconds": settings.get("wall_seconds"), "finished": settings.get("finished")}  # fmt: skip
     table = [{**r, **{k: f"{r[k]:.3g}" for k in ("train_flops", "ticket_flops") if r.get(k) is not None}}

@@ -282,6 +282,7 @@ def run_cell(spec: CellSpec, dataset: str, aa_n: int, data_dir: str | None = Non
         record.update(
             method=cfg.method, clean=rep.clean_accuracy, pgd=pgd.accuracy, pgd_ci=[pgd.ci_low, pgd.ci_high],
             n_eval=rep.n, macs=rep.macs, params=rep.params, epochs_total=cfg.total_epochs(),
+            sanity_passed=rep.sanity_passed,
             train_flops=total, ticket_flops=ticket_flops,
             train_seconds=round(sum(h.seconds for h in result.history), 2),
             **zero_stats(result.model, image_size), config=cfg.to_dict(),
