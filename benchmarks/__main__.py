@@ -1,4 +1,4 @@
-"""``python -m benchmarks {zoo,paper,speed,check} [options]``: run one benchmark suite, or check a rerun.
+"""``python -m benchmarks {zoo,paper,iwi,speed,check} [options]``: run one benchmark suite, or check a rerun.
 
 Each suite is a module in this package exposing ``add_arguments(parser)`` and ``main(args) -> int``;
 results go to ``benchmarks/results/<suite>.json`` and ``.md`` (see ``benchmarks/_common.py``).
@@ -14,6 +14,7 @@ import sys
 SUITES: dict[str, tuple[str, str]] = {
     "zoo": ("benchmarks.zoo", "prune one small model per timm family and check every step (coverage table)"),
     "paper": ("benchmarks.paper", "reproduce the paper's three findings at small scale"),
+    "iwi": ("benchmarks.iwi", "inverse weights inheritance variants against dense PGD-AT, in two framings"),
     "speed": ("benchmarks.speed", "training, inference and evaluation throughput; robustify() overhead"),
     "check": ("benchmarks.check", "does a fresh paper run reproduce a committed table within its stated spread?"),
 }

@@ -130,6 +130,8 @@ def robustify(
     attack_seed: int | None = None,
     ticket_method: str | None = None,
     grow_init: str | None = None,
+    grow_scale: float | None = None,
+    grow_out_scale: float | None = None,
     eval_attacks: tuple[str, ...] | list[str] | None = None,
     eval_eps: float | None = None,
     eval_steps: int | None = None,
@@ -176,8 +178,11 @@ def robustify(
         attack: the training adversary of every stage (default PGD-5, L-inf, the dataset's eps); or set its
             fields one by one with eps, train_steps, step_size, train_restarts, random_start, train_norm,
             train_attack and attack_seed.
-        ticket_method, grow_init: ``method="iwi"``: where the ticket comes from (``"prune"`` or ``"lottery"``)
-            and how growth fills new weights (``"zero-out"``, function-preserving; ``"zero"``; ``"random"``).
+        ticket_method, grow_init, grow_scale, grow_out_scale: ``method="iwi"``: where the ticket comes from
+            (``"prune"`` or ``"lottery"``), how growth fills new weights (``"zero-out"``, ``"zero"`` and
+            ``"net2net"`` keep the ticket's function; ``"small-out"``, ``"random"`` do not), the std of new
+            channels' incoming weights and ``small-out``'s relative std (:func:`robust_prune.grow`). With
+            ``method="iwi"`` and no ``structure``, the ticket's structure is ``IWI_DEFAULT``'s.
         eval_attacks, eval_eps, eval_steps, eval_n: the report's attacks (PGD), L-inf budget (the training
             attack's L-inf eps when set, else the dataset's), PGD steps (20) and test points (all).
         seed: makes the whole run deterministic on one machine.

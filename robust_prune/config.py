@@ -26,6 +26,8 @@ __all__ = [
     "DEFAULT_LR",
     "FINETUNE_LR_FACTOR",
     "GROW_INITS",
+    "GROW_OUT_SCALE",
+    "IWI_DEFAULT",
     "IMPORTANCES",
     "OBJECTIVES",
     "STRUCTURES",
@@ -48,10 +50,15 @@ ATTENTION_MODES = ("heads", "head_dim")
 DEFAULT_ROUND_TO = 8
 SCHEDULES = ("cosine", "constant")
 MIXED_PRECISIONS = ("no", "bf16", "fp16")  # fp16 trains with a gradient scaler and needs CUDA
-GROW_INITS = ("zero-out", "zero", "random")
 # Seconds that tracing and pruning one model (or growing a ticket back) may take before it counts as failed: a
 # dependency graph that does not trace in this time is refused (pruning.guard). Raise it for very large models.
 PRUNE_TIME_LIMIT_S = 60.0
+# Issue 17: inverse weights inheritance. How grow() fills new entries (robust_prune.growth_fills), small-out's
+# std as a fraction of each tensor's inherited-weight std, and the defaults of method="iwi", which follow the
+# variant that measured best in the paper's framing (benchmarks/results/iwi.md; build_config applies them).
+GROW_INITS = ("zero-out", "zero", "random", "small-out", "net2net")
+GROW_OUT_SCALE = 0.1
+IWI_DEFAULT = {"ticket_method": "prune", "structure": "channel", "sparsity": 0.5, "grow_init": "zero-out"}
 # The SGD learning rate (momentum 0.9, cosine schedule) each objective trains at by default. TRADES' KL term
 # makes its loss larger and steeper: at 0.05 it diverged on the digits with resnet10t (loss 4.56 -> 6.14 in
 # two epochs, clean accuracy 0.18), at 0.02 it trains.
@@ -323,8 +330,12 @@ class RobustifyConfig(_JsonConfig):
         pretrain: adversarial training before pruning (``dense``: all of it; ``lottery``: each round).
         finetune: adversarial fine-tuning of the pruned model (the ticket, for ``lottery`` and ``iwi``).
         grow_train: ``iwi``: adversarial training of the grown full-width model.
-        prune: what to remove and how.
-        ticket_method, grow_init: ``iwi``: where the ticket comes from and how growth fills new weights.
+        prune: what to remove and how (default ``PruneConfig()``; for ``method="iwi"`` with
+            :data:`IWI_DEFAULT`'s structure and sparsity).
+        ticket_method, grow_init: ``iwi``: where the ticket comes from and how growth fills new weights
+            (defaults: :data:`IWI_DEFAULT`).
+        grow_scale, grow_out_scale: ``iwi``: :func:`~robust_prune.grow`'s ``scale`` (std of new channels'
+            incoming weights; None: timm's) and ``out_scale`` (``small-out``'s relative std).
         eval_attacks, eval_eps, eval_steps, eval_n: the report's attacks, L-inf budget (None: the training
             attack's L-inf eps if set, else the dataset's), PGD steps and test points (None: all).
 
@@ -342,9 +353,11 @@ class RobustifyConfig(_JsonConfig):
     pretrain: TrainConfig = field(default_factory=lambda: _stage("pretrain"))
     finetune: TrainConfig = field(default_factory=lambda: _stage("finetune"))
     grow_train: TrainConfig = field(default_factory=lambda: _stage("grow_train"))
-    prune: PruneConfig = field(default_factory=PruneConfig)
-    ticket_method: str = "prune"
-    grow_init: str = "zero-out"
+    prune: PruneConfig = None  # type: ignore[assignment]  # filled in: PruneConfig() (iwi: IWI_DEFAULT's structure)
+    ticket_method: str = IWI_DEFAULT["ticket_method"]
+    grow_init: str = IWI_DEFAULT["grow_init"]
+    grow_scale: float | None = None
+    grow_out_scale: float = GROW_OUT_SCALE
     eval_attacks: tuple[str, ...] = ("pgd",)
     eval_eps: float | None = None
     eval_steps: int = 20
@@ -358,6 +371,16 @@ class RobustifyConfig(_JsonConfig):
         _choice(self.method, tuple(list_methods()), "method")
         _choice(self.ticket_method, tuple(ticket_methods()), "ticket method")
         _choice(self.grow_init, GROW_INITS, "grow init")
+        if self.prune is None:  # iwi's ticket structure and sparsity follow IWI_DEFAULT (as in options.build_config)
+            iwi = {k: IWI_DEFAULT[k] for k in ("structure", "sparsity")} if self.method == "iwi" else {}
+            object.__setattr__(self, "prune", PruneConfig(**iwi))
+        if self.grow_scale is not None:
+            _finite(self.grow_scale, "grow_scale")
+            if self.grow_scale < 0:
+                raise ConfigError(f"grow_scale must be >= 0 or None, got {self.grow_scale}.")
+        _finite(self.grow_out_scale, "grow_out_scale")
+        if self.grow_out_scale < 0:
+            raise ConfigError(f"grow_out_scale must be >= 0, got {self.grow_out_scale}.")
         if isinstance(self.eval_attacks, list):
             object.__setattr__(self, "eval_attacks", tuple(self.eval_attacks))
         for name in self.eval_attacks:

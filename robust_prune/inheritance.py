@@ -18,9 +18,14 @@ survivors of the replay name where they came from. New entries are filled by ``i
 - ``"zero"``: every new parameter is zero (the strictest sparse inheritance; channels whose weights are
   zero on both sides cannot learn).
 - ``"random"``: timm's fresh initialisation at every new position (not function-preserving; a control).
+- ``"small-out"``: ``zero-out`` with the weights that read new channels at a small non-zero std, so new
+  channels train at first order (not function-preserving; ``GrowthInfo`` says so and measures by how much).
+- ``"net2net"``: Net2Net widening: new channels copy kept ones and their consumers' weights are split
+  (function-preserving for BatchNorm families).
 
 Weight tickets: the masks are lifted; pruned weights start at zero (``"zero-out"``/``"zero"``, exactly
-the ticket's function) or fresh (``"random"``), and every weight trains.
+the ticket's function), small (``"small-out"``) or fresh (``"random"``), and every weight trains.
+The fills live in :mod:`robust_prune.growth_fills`.
 
 The method ``robustify(method="iwi")`` (:mod:`robust_prune.methods.iwi`) chains: a ticket (``prune`` or
 ``lottery``) -> ``grow`` -> adversarial training of the full-width model.
@@ -46,8 +51,9 @@ from torch import nn
 
 from robust_prune.adapters import adapter_by_name, unwrap_model
 
-from .config import GROW_INITS
+from .config import GROW_INITS, GROW_OUT_SCALE
 from .errors import ConfigError, PruningError
+from .growth_fills import FUNCTION_PRESERVING, fill_channels, fill_weights
 from .models import NormalizedModel, eval_mode
 from .pruning.guard import Steps, guarded
 from .pruning.masks import folded_state
@@ -63,8 +69,9 @@ class GrowthInfo:
     """Where a grown model came from and how faithful it is to its ticket.
 
     Attributes:
-        init: ``"zero-out"``, ``"zero"`` or ``"random"``.
+        init: one of :data:`~robust_prune.config.GROW_INITS`.
         scale: std of the new incoming weights (``None``: timm's own initialisation).
+        out_scale: ``"small-out"``'s relative std of the weights that read new channels (None otherwise).
         seed: the seed of the fresh weights.
         ticket_structure, ticket_sparsity: the ticket's pruning structure and requested sparsity.
         ticket_params, grown_params: parameter counts before and after growth.
@@ -73,10 +80,14 @@ class GrowthInfo:
         relative_deviation: ``max_deviation`` divided by max |ticket(x)|.
         adapter_exact: the adapter's claim (``grow_exact``) that growth preserves the function.
         exact: the measured deviation is within float tolerance (1e-5 relative).
+        function_preserving: the init preserves the ticket's function by design (``zero-out``, ``zero``,
+            ``net2net``), the adapter agrees and the measurement confirms it; ``small-out`` and ``random``
+            never are.
     """
 
     init: str
     scale: float | None
+    out_scale: float | None
     seed: int
     ticket_structure: str
     ticket_sparsity: float
@@ -87,6 +98,7 @@ class GrowthInfo:
     relative_deviation: float
     adapter_exact: bool
     exact: bool
+    function_preserving: bool
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -176,33 +188,19 @@ def origin_indices(record: PruningRecord) -> dict[str, torch.Tensor]:
     return found
 
 
-def _new_values(
-    full: torch.Tensor, kept: torch.Tensor, *, is_param: bool, init: str, scale: float | None, gen: torch.Generator
-) -> torch.Tensor:
-    """The full-width tensor's values at positions the ticket did not keep (``kept`` is a bool tensor)."""
-    values = full.detach().clone()
-    if init == "random":
-        return values
-    if init == "zero":
-        return torch.zeros_like(values) if is_param else values
-    if full.dim() < 2:  # per-channel: biases, norm affine, running statistics keep timm's fresh values
-        return values
-    # An entry consumes a new channel when any of its indices beyond the first dimension was not kept.
-    consumes_new = torch.zeros_like(kept)
-    for d in range(1, full.dim()):
-        kept_along = kept.any(dim=tuple(i for i in range(full.dim()) if i != d), keepdim=True)
-        consumes_new |= ~kept_along.expand_as(kept)
-    if scale is not None:
-        values = torch.randn(values.shape, generator=gen, dtype=values.dtype) * scale
-    return torch.where(consumes_new, torch.zeros_like(values), values)
-
-
 def _constant(t: torch.Tensor) -> bool:
     return t.numel() > 0 and bool((t == t.flatten()[0]).all())
 
 
 def _grow_channels(
-    ticket: nn.Module, record: PruningRecord, full: nn.Module, *, init: str, scale: float | None, seed: int
+    ticket: nn.Module,
+    record: PruningRecord,
+    full: nn.Module,
+    *,
+    init: str,
+    scale: float | None,
+    out_scale: float,
+    seed: int,
 ) -> int:
     origins = origin_indices(record)
     ticket_state = ticket.state_dict()
@@ -232,26 +230,33 @@ def _grow_channels(
             kept = torch.zeros(target.numel(), dtype=torch.bool)
             kept[idx] = True
             kept = kept.view(target.shape)
-            values = _new_values(target, kept, is_param=name in params, init=init, scale=scale, gen=gen).flatten()
-            values[idx] = source.flatten()
-            target.copy_(values.view(target.shape))
+            ticket_values = target.detach().clone().flatten()
+            ticket_values[idx] = source.flatten()
+            ticket_values = ticket_values.view(target.shape)
+            values = fill_channels(target, kept, is_param=name in params, init=init, scale=scale,
+                                   out_scale=out_scale, gen=gen, ticket_values=ticket_values)  # fmt: skip
+            if init != "net2net":  # net2net rescales kept consumer entries itself
+                values = torch.where(kept, ticket_values, values)
+            target.copy_(values)
             if name in params:
                 new_entries += int((~kept).sum())
     return new_entries
 
 
-def _grow_weights(ticket: nn.Module, record: PruningRecord, full: nn.Module, *, init: str) -> int:
+def _grow_weights(
+    ticket: nn.Module, record: PruningRecord, full: nn.Module, *, init: str, out_scale: float, seed: int
+) -> int:
     state, attached = folded_state({k: v.detach().cpu() for k, v in ticket.state_dict().items()})
     masks = {**attached, **{k: v.bool() for k, v in record.masks.items()}}
     full_state = full.state_dict()
+    gen = torch.Generator().manual_seed(seed)
     new_entries = 0
-    for name, mask in masks.items():
+    for name, mask in sorted(masks.items()):
         if name not in state:
             raise PruningError(f"The ticket's mask names {name!r}, which the model does not have.")
         removed = ~mask.to(state[name].device)
         new_entries += int(removed.sum())
-        fill = full_state[name] if init == "random" else torch.zeros_like(state[name])
-        state[name] = torch.where(removed, fill.to(state[name].dtype), state[name])
+        state[name] = fill_weights(state[name], removed, full_state[name], init=init, out_scale=out_scale, gen=gen)
     try:
         full.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -275,6 +280,7 @@ def grow(
     record: PruningRecord | None = None,
     init: str = "zero-out",
     scale: float | None = None,
+    out_scale: float = GROW_OUT_SCALE,
     seed: int = 0,
 ) -> GrowResult:
     """Grow a pruned ticket back to its full-width timm architecture, inheriting the ticket's weights.
@@ -285,7 +291,10 @@ def grow(
         record: the ticket's pruning record, when ``ticket`` does not carry it.
         init: ``"zero-out"`` (function-preserving: new channels read kept ones, nothing reads them),
             ``"zero"`` (every new weight zero) or ``"random"`` (timm's fresh weights everywhere new).
-        scale: std of the new incoming weights for ``"zero-out"``; ``None`` keeps timm's initialisation.
+        scale: std of the new incoming weights for ``"zero-out"``/``"small-out"``; ``None`` keeps timm's
+            initialisation.
+        out_scale: ``"small-out"``: the std of the weights that read new channels (channel tickets) or of the
+            pruned weights (weight tickets), as a fraction of the std of the tensor's inherited weights.
         seed: seeds the fresh weights (the global RNG is left alone).
 
     Returns:
@@ -310,24 +319,28 @@ def grow(
         raise ConfigError(f"init must be one of {', '.join(GROW_INITS)}, got {init!r}.")
     if scale is not None and (not math.isfinite(scale) or scale < 0):
         raise ConfigError(f"scale must be a finite std >= 0 or None, got {scale!r}.")
+    if not math.isfinite(out_scale) or out_scale < 0:
+        raise ConfigError(f"out_scale must be a finite fraction >= 0, got {out_scale!r}.")
     model, record = _split_ticket(ticket, record)
 
     def work(m: nn.Module, steps: Steps) -> GrowResult:
         steps.now = "grow the ticket back to full width"
         with torch.random.fork_rng(devices=[]):  # replaying a record draws example inputs: leave the global RNG alone
-            return _grow(m, record, init=init, scale=scale, seed=seed)
+            return _grow(m, record, init=init, scale=scale, out_scale=out_scale, seed=seed)
 
     family = str(record.architecture or record.adapter)
     return guarded(model, work, family=family, structure=record.structure, mode="read")
 
 
-def _grow(model: nn.Module, record: PruningRecord, *, init: str, scale: float | None, seed: int) -> GrowResult:
+def _grow(
+    model: nn.Module, record: PruningRecord, *, init: str, scale: float | None, out_scale: float, seed: int
+) -> GrowResult:
     inner = unwrap_model(model)
     full = record.build_dense(seed=seed)
     if record.structure == "channel":
-        new_entries = _grow_channels(inner, record, full, init=init, scale=scale, seed=seed)
+        new_entries = _grow_channels(inner, record, full, init=init, scale=scale, out_scale=out_scale, seed=seed)
     elif record.structure == "weight":
-        new_entries = _grow_weights(inner, record, full, init=init)
+        new_entries = _grow_weights(inner, record, full, init=init, out_scale=out_scale, seed=seed)
     else:
         full.load_state_dict(inner.state_dict(), strict=True)
         new_entries = 0
@@ -350,6 +363,7 @@ def _grow(model: nn.Module, record: PruningRecord, *, init: str, scale: float | 
     info = GrowthInfo(
         init=init,
         scale=scale,
+        out_scale=out_scale if init == "small-out" else None,
         seed=seed,
         ticket_structure=record.structure,
         ticket_sparsity=record.sparsity,
@@ -360,8 +374,9 @@ def _grow(model: nn.Module, record: PruningRecord, *, init: str, scale: float | 
         relative_deviation=rel,
         adapter_exact=adapter_exact,
         exact=rel <= 1e-5,
+        function_preserving=init in FUNCTION_PRESERVING and adapter_exact and rel <= 1e-5,
     )
-    if init == "zero-out" and adapter_exact and not info.exact:
+    if init in FUNCTION_PRESERVING and adapter_exact and not info.exact:
         warnings.warn(
             f"grow(): the '{record.adapter}' adapter claims exact growth but the grown model deviates from the "
             f"ticket by {dev:.3g} (relative {rel:.3g}).",

@@ -21,7 +21,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from .config import STAGES, TRAIN_ATTACK, AttackConfig, PruneConfig, RobustifyConfig, TrainConfig
+from .config import IWI_DEFAULT, STAGES, TRAIN_ATTACK, AttackConfig, PruneConfig, RobustifyConfig, TrainConfig
 from .errors import ConfigError
 
 __all__ = ["OPTIONS", "Option", "build_config", "config_paths", "option_default", "DATA_OPTIONS", "DataOption"]
@@ -98,7 +98,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("attack_seed", _every_stage("attack.seed"), "offsets the seeds of the per-batch training attacks"),
     # inverse weights inheritance
     Option("ticket_method", ("ticket_method",), "iwi: where the ticket comes from, prune or lottery"),
-    Option("grow_init", ("grow_init",), "iwi: new weights when growing: zero-out (exact), zero or random"),
+    Option("grow_init", ("grow_init",), "iwi: new weights when growing: zero-out, zero, net2net (exact), "
+           "small-out or random"),
+    Option("grow_scale", ("grow_scale",), "iwi: std of new channels' incoming weights (default: timm's init)"),
+    Option("grow_out_scale", ("grow_out_scale",), "iwi: small-out's std of the weights reading new channels, "
+           "relative to the inherited weights' std"),
     # the report
     Option("eval_attacks", ("eval_attacks",), "the report's attacks", aliases=("--attacks",)),
     Option("eval_eps", ("eval_eps",), "the report's L-inf budget (default: the training eps, else the dataset's)"),
@@ -213,6 +217,8 @@ def build_config(*, config: RobustifyConfig | None = None, data: str = "digits",
     # the learning rates follow the objective) sees the option.
     tree: dict[str, Any] = {"data": data}
     tree.update({stage: {**kwargs, "attack": dict(TRAIN_ATTACK)} for stage, kwargs in STAGES.items()})
+    if given.get("method") == "iwi":  # iwi's ticket structure and sparsity follow IWI_DEFAULT unless given
+        tree["prune"] = {k: IWI_DEFAULT[k] for k in ("structure", "sparsity")}
     for name, value in given.items():
         for path in _BY_NAME[name].paths:
             *parents, leaf = path.split(".")

@@ -87,6 +87,8 @@ def main() -> None:
         grow_train=rp.TrainConfig(epochs=args.grow_epochs, attack=attack, lr=0.05),
         prune=rp.PruneConfig(sparsity=args.sparsity, structure=args.structure, rounds=args.rounds,
                              rewind_epoch=args.rewind_epoch),  # fmt: skip
+        ticket_method="prune",  # iwi: pinned, so the stages checked do not follow IWI_DEFAULT
+        grow_init="zero-out",
         eval_steps=args.eval_steps,
         eval_attacks=tuple(a for a in args.eval_attacks.split(",") if a),
     )

@@ -171,3 +171,49 @@ def test_grow_needs_a_record():
         dense = rp.PruningRecord.for_dense_model(timm.create_model("test_resnet"))
         grown = grow(timm.create_model("test_resnet"), record=dense)
     assert grown.info.new_entries == 0
+
+
+@pytest.mark.parametrize("name", ["test_resnet", "resnet10t"])
+def test_net2net_copies_channels_and_keeps_the_function(name):
+    ticket = rp.prune(_perturbed(name), 0.5)
+    result = grow(ticket, init="net2net", seed=3)
+    assert result.info.function_preserving and result.info.exact
+    x = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(result.model(x), ticket.model.eval()(x), atol=1e-5, rtol=1e-4)
+    origins = origin_indices(ticket.record)
+    state = result.model.state_dict()
+    key = next(k for k, v in state.items() if v.dim() == 4)  # the stem: new output channels copy kept ones
+    stem = state[key]
+    kept_rows = torch.zeros(stem.shape[0], dtype=torch.bool)
+    kept_rows[origins[key].flatten() // stem[0].numel()] = True
+    kept_set = [stem[i] for i in torch.nonzero(kept_rows).flatten()]
+    for i in torch.nonzero(~kept_rows).flatten():
+        assert any(torch.equal(stem[i], k) for k in kept_set)
+    fc = result.model.get_classifier().weight  # consumers are split, never zero, so every copy trains
+    assert (fc.abs().sum(0) > 0).all()
+
+
+def test_small_out_is_reported_as_not_function_preserving_and_feeds_new_channels():
+    ticket = rp.prune(_perturbed("test_resnet"), 0.5)
+    result = grow(ticket, init="small-out", out_scale=0.1)
+    info = result.info
+    assert not info.function_preserving and info.out_scale == 0.1
+    assert 0 < info.relative_deviation < 0.5  # a small move away from the ticket, measured
+    fc = result.model.get_classifier().weight
+    assert (fc.abs().sum(0) > 0).all()  # the weights reading new features start non-zero
+    with pytest.raises(ConfigError, match="out_scale"):
+        grow(ticket, init="small-out", out_scale=-1.0)
+
+
+def test_weight_ticket_fills_follow_the_init_and_net2net_is_refused():
+    model = NormalizedModel.from_timm(_perturbed("test_resnet"))
+    ticket = rp.prune(model, 0.8, structure="weight")
+    small = grow(ticket, init="small-out", out_scale=0.1)
+    assert not small.info.function_preserving
+    for name, mask in ticket.record.masks.items():
+        w = small.model.model.get_parameter(name).detach()
+        kept_std = float(w[mask].std())
+        assert 0 < float(w[~mask].std()) < 0.3 * kept_std
+    with pytest.raises(ConfigError, match="net2net"):
+        grow(ticket, init="net2net")

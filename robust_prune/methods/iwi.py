@@ -40,7 +40,8 @@ def run(
     if runner.needs("grow"):
         made = get_method(config.ticket_method).ticket(model, bundle, config, runner=runner, progress=progress)
         ticket_report = evaluate_for(model, bundle, config, progress=progress)
-        grown = grow(model, record=made.record, init=config.grow_init, seed=config.seed)
+        grown = grow(model, record=made.record, init=config.grow_init, scale=config.grow_scale,
+                     out_scale=config.grow_out_scale, seed=config.seed)  # fmt: skip
         model.model = grown.model.model  # the full-width timm module takes the ticket's place in the same wrapper
         grown.record.extra.update(
             method="iwi", ticket_method=config.ticket_method, ticket_report=ticket_report.to_dict()
