@@ -228,8 +228,9 @@ def robustify(
 
 def _refuse_unprunable(net: NormalizedModel, config: RobustifyConfig, bundle: DataBundle) -> None:
     """A dry channel prune of a copy, so a family that cannot be pruned is refused (FamilyPruningError) before
-    minutes of training rather than after them; the copy's result is thrown away."""
-    with warnings.catch_warnings():
+    minutes of training rather than after them; the copy's result is thrown away. The global RNG is left as it
+    was (tracing draws a random example), so the run trains exactly as it would without the check."""
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
         warnings.simplefilter("ignore")  # prepare() already warned about a generic fallback
         channel_prune(copy.deepcopy(net), config.prune.sparsity, image_size=bundle.image_size)
 

@@ -161,6 +161,21 @@ def test_robustify_refuses_an_unprunable_family_before_training() -> None:
     _assert_same(before, model)
 
 
+def test_robustifys_dry_run_leaves_the_training_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
+    from robust_prune import api
+
+    def run() -> dict[str, torch.Tensor]:  # random importance reads the global RNG after the dry run
+        result = rp.robustify("test_resnet", epochs=1, finetune_epochs=1, train_steps=1, eval_n=20, eval_steps=2,
+                              seed=3, importance="random", progress=False)  # fmt: skip
+        return {k: v.clone() for k, v in result.model.state_dict().items()}
+
+    checked = run()
+    monkeypatch.setattr(api, "_refuse_unprunable", lambda *args, **kwargs: None)
+    unchecked = run()
+    assert checked.keys() == unchecked.keys()
+    assert all(torch.equal(checked[k], unchecked[k]) for k in checked)  # the check drew nothing from the run's RNG
+
+
 def test_family_errors_are_pruning_errors() -> None:
     err = FamilyPruningError("gcvit", "trace the dependency graph", "ZeroDivisionError: division by zero")
     assert isinstance(err, PruningError) and "gcvit" in str(err) and "open an issue" in str(err)
