@@ -83,10 +83,15 @@ def opaque_modules(modules: Iterable[nn.Module]) -> Iterator[None]:
             m.forward = forward  # instance attribute shadows the class's forward
         yield
     finally:
-        for m, own in patched:
-            m.__dict__.pop("forward", None)
-            if own is not None:
-                m.forward = own
+        _restore_forwards(patched)
+
+
+def _restore_forwards(patched: list[tuple[nn.Module, Any]]) -> None:
+    """Undo instance-level ``forward`` patches, putting back a module's own per-instance forward if it had one."""
+    for m, own in patched:
+        m.__dict__.pop("forward", None)
+        if own is not None:
+            m.forward = own
 
 
 def link(out: torch.Tensor, *sources: torch.Tensor) -> torch.Tensor:
@@ -116,10 +121,7 @@ def patched_forwards(forwards: dict[nn.Module, Callable[..., Any]]) -> Iterator[
             m.forward = functools.partial(fn, m)
         yield
     finally:
-        for m, own in patched:
-            m.__dict__.pop("forward", None)
-            if own is not None:
-                m.forward = own
+        _restore_forwards(patched)
 
 
 def glu_tracing_forward(mlp: nn.Module, x: torch.Tensor) -> torch.Tensor:
