@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 import torch
+from _hard_coded import HardCodedWidth
 from robust_prune.adapters import Adapter, GenericAdapter, adapter_by_name, get_adapter, list_adapters
 from robust_prune.adapters import _base as registry
 from torch import nn
@@ -121,23 +122,10 @@ def test_unknown_family_falls_back_to_generic_with_a_warning_and_is_checked() ->
     assert model(x).shape == (2, 10)
 
 
-class _HardCoded(nn.Module):
-    """Flattens to a hard-coded width, so any channel pruning breaks its forward pass."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 16, 3, padding=1)
-        self.pool = nn.AdaptiveAvgPool2d(2)
-        self.fc = nn.Linear(64, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.pool(self.conv(x)).reshape(x.shape[0], 64))
-
-
 def test_generic_fallback_refuses_a_broken_result() -> None:
     with pytest.warns(UserWarning, match="No robust_prune adapter"):
         with pytest.raises(PruningError, match="no longer runs"):
-            rp.prune(_HardCoded().eval(), 0.5)
+            rp.prune(HardCodedWidth().eval(), 0.5)
 
 
 def test_attention_fixups_are_recorded_and_replayed() -> None:

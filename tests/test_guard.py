@@ -8,6 +8,7 @@ import warnings
 
 import pytest
 import torch
+from _hard_coded import HardCodedWidth
 from robust_prune.adapters import adapter_by_name
 from torch import nn
 
@@ -48,27 +49,14 @@ def test_a_graph_that_does_not_trace_is_refused_with_the_family_and_the_model_un
     rp.prune(model, 0.5, structure="weight")  # the advice holds
 
 
-class _HardCoded(nn.Module):
-    """Flattens to a hard-coded width: pruning succeeds, the pruned model's forward breaks."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 16, 3, padding=1)
-        self.pool = nn.AdaptiveAvgPool2d(2)
-        self.fc = nn.Linear(64, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.pool(self.conv(x)).reshape(x.shape[0], 64))
-
-
 def test_a_failure_found_after_pruning_leaves_the_model_byte_identical() -> None:
-    model = _HardCoded().eval()
+    model = HardCodedWidth().eval()
     conv = model.conv
     before = _state(model)
     with warnings.catch_warnings(), pytest.raises(FamilyPruningError, match="no longer runs") as info:
         warnings.simplefilter("ignore")
         rp.prune(model, 0.5)
-    assert info.value.step == "check the pruned model" and info.value.family == "_HardCoded"
+    assert info.value.step == "check the pruned model" and info.value.family == "HardCodedWidth"
     _assert_same(before, model)
     assert model.conv is conv and conv.out_channels == 16
     assert model(torch.rand(1, 3, 8, 8)).shape == (1, 10)
