@@ -157,17 +157,19 @@ def plot(path: Path, rows: Sequence[Mapping[str, Any]], stamp: str) -> Path | No
     markers = "osD^v<>px*h"
     for ax, (model, eps) in zip(axes[0], panels):
         here = [r for r in rows if (r["model"], r["eps"]) == (model, eps) and "pgd" in r]
+        # FLOPs in units of dense-a's run: the framings' own scale (the spans are under 2x, so a linear axis)
+        base = _find(here, model, eps, "dense-a")
+        unit = base["train_flops"] if base else 1.0
         dense = sorted((r for r in here if r["variant"].startswith("dense")), key=lambda r: r["train_flops"])
         if dense:
-            ax.errorbar([r["train_flops"] for r in dense], [r["pgd"] for r in dense],
+            ax.errorbar([r["train_flops"] / unit for r in dense], [r["pgd"] for r in dense],
                         yerr=[r.get("pgd_spread", 0) for r in dense], color="k", marker="s", capsize=3,
                         label="dense PGD-AT (a, b)")  # fmt: skip
         for i, r in enumerate(r for r in here if r["variant"].startswith("iwi:")):
-            ax.errorbar([r["train_flops"]], [r["pgd"]], yerr=[r.get("pgd_spread", 0)], marker=markers[i % len(markers)],
-                        linestyle="none", capsize=3, label=r["variant"][4:])  # fmt: skip
-        ax.set_xscale("log")
+            ax.errorbar([r["train_flops"] / unit], [r["pgd"]], yerr=[r.get("pgd_spread", 0)], linestyle="none",
+                        marker=markers[i % len(markers)], capsize=3, label=r["variant"][4:])  # fmt: skip
         ax.set_title(f"{model}, eps {eps:g}")
-        ax.set_xlabel("training FLOPs (all stages)")
+        ax.set_xlabel("training FLOPs, all stages" + (f" (x dense-a's {unit:.3g})" if base else ""))
         ax.set_ylabel("PGD-20 accuracy")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
