@@ -72,3 +72,17 @@ def test_dead_taps_of_resnet10t_at_32px_get_no_gradient():
     zero_grad = sum(int((p.grad == 0).sum()) for p in weights)
     total = sum(p.numel() for p in weights)
     assert 0.5 < n_dead / total and (zero_grad - n_dead) / total < 0.01  # (the rest: a few dead ReLU units)
+
+
+def test_iwi_default_is_the_best_variant_of_the_committed_full_study():
+    """Issue 17: method="iwi"'s defaults follow the measurement. Recomputed from the committed cells (not read from
+    the report's summary), so a rerun of the study that changes the winner fails here until IWI_DEFAULT follows."""
+    from benchmarks._common import RESULTS_DIR
+    from benchmarks._iwi_report import best_variant, iwi_default
+    from robust_prune.config import IWI_DEFAULT
+
+    payload = json.loads((RESULTS_DIR / "iwi.json").read_text(encoding="utf-8"))
+    assert payload["settings"]["fingerprint"] == iwi.FULL.fingerprint(), "iwi.json was run with another budget"
+    cells = [c for c in payload["cells"] if c["status"] == "ok"]
+    assert len(cells) == len(iwi.build_cells(iwi.FULL)) + 2 and payload["settings"]["finished"]
+    assert iwi_default(best_variant(cells, iwi.FULL), iwi.FULL) == IWI_DEFAULT
