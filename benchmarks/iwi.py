@@ -217,6 +217,8 @@ def dead_tap_mask(model: Any, image_size: int) -> dict[str, Any]:
     import torch
     from torch import nn
 
+    from robust_prune.distributed import model_device
+
     sizes: dict[str, tuple[int, int]] = {}
     hooks = []
     for name, m in model.named_modules():
@@ -225,7 +227,7 @@ def dead_tap_mask(model: Any, image_size: int) -> dict[str, Any]:
     was = model.training
     model.eval()
     with torch.no_grad():
-        model(torch.zeros(1, 3, image_size, image_size, device=next(model.parameters()).device))
+        model(torch.zeros(1, 3, image_size, image_size, device=model_device(model)))
     model.train(was)
     for h in hooks:
         h.remove()

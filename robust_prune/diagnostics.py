@@ -35,6 +35,7 @@ from robust_prune.adapters import unwrap_model
 
 from .attacks import preserve_state, run_attack
 from .config import AttackConfig
+from .distributed import model_device
 from .errors import ConfigError
 from .measure import weight_sparsity
 
@@ -326,7 +327,7 @@ def diagnose(
     )
     with torch.random.fork_rng(devices=[]):  # a DataLoader draws its base seed from the global RNG
         x, y = first_n(loader, n)
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = model_device(model)
     eps = default_eps if eps is None else eps
     if eps is None:
         raise ConfigError("A user's data loader carries no attack budget: pass eps= (pixel units).")

@@ -27,6 +27,7 @@ from torch import nn
 from robust_prune.adapters import get_adapter, unwrap_model
 
 from ._io import write_file
+from .distributed import model_device
 from .errors import MissingDependencyError
 from .models import eval_mode
 
@@ -98,8 +99,7 @@ def export_onnx(
     require_export_dependencies()
     height, width = _input_size(model, image_size)
     channels = get_adapter(unwrap_model(model), warn=False).in_chans(model)
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    example = torch.rand(1, channels, height, width, device=device)
+    example = torch.rand(1, channels, height, width, device=model_device(model))
     target = Path(path)
     axes = {"pixels": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None
 

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from .checkpoint import RunDirectory, set_rng_state
+from .distributed import model_device
 from .errors import CheckpointError, ConfigError
 from .pruning.masks import apply_masks
 from .pruning.record import PruningRecord
@@ -78,7 +79,7 @@ class StageRunner:
         if record is not None and record.structure == "channel":
             if not hasattr(model, "model"):
                 raise CheckpointError("A channel-pruned checkpoint can only be restored into a NormalizedModel.")
-            model.model = record.build().to(next(model.parameters()).device)
+            model.model = record.build().to(model_device(model))
         if record is not None and record.masks:
             apply_masks(model, record.masks)
         try:

@@ -10,6 +10,7 @@ from torch import nn
 
 from ..config import GRADIENT_IMPORTANCES, RobustifyConfig
 from ..data import DataBundle
+from ..distributed import model_device
 from ..models import NormalizedModel
 from ..pruning.record import PruningRecord
 from ..result import RobustifyResult, evaluate_for
@@ -39,7 +40,7 @@ def importance_loss(bundle: DataBundle, config: RobustifyConfig) -> Callable[[nn
     attack = stage.attack if stage.attack.eps is not None else stage.attack.with_eps(train_eps)
 
     def loss_fn(model: nn.Module) -> torch.Tensor:
-        device = next(model.parameters()).device
+        device = model_device(model)
         total = torch.zeros((), device=device)
         for i, (x, y) in enumerate(bundle.train):
             if i >= IMPORTANCE_BATCHES:

@@ -24,6 +24,7 @@ import timm
 import torch
 from torch import nn
 
+from ..distributed import model_device
 from ..errors import PruningError
 from ..models import eval_mode
 
@@ -196,7 +197,7 @@ def replay_history(model: nn.Module, record: PruningRecord) -> nn.Module:
         apply_module_attrs(model, record.module_attrs)
         return model
     adapter = adapter_by_name(record.adapter)
-    example = torch.rand(1, *record.input_size, device=next(model.parameters()).device)
+    example = torch.rand(1, *record.input_size, device=model_device(model))
     kwargs = adapter.pruner_kwargs(model)
     # ignored parameters (e.g. a position embedding left alone) were skipped when pruning: skip them here too
     ignored_params = [p for p in adapter.ignored_layers(model) if isinstance(p, nn.Parameter)]
