@@ -213,39 +213,24 @@ def check_example(
     return row
 
 
-class _Timeout(Exception):
-    pass
-
-
 def _run_one_in_process(example: Any, args: argparse.Namespace) -> dict[str, Any]:
-    """Run one example here, with a SIGALRM time limit where the platform has one (a hang costs one row)."""
-    import signal
-
+    """Run one example here, in bounded time where the platform allows it (a hang costs one row)."""
     import torch
+
+    from robust_prune.pruning.guard import OutOfTime, time_bound
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    use_alarm = hasattr(signal, "SIGALRM")
-
-    def _expire(signum: int, frame: Any) -> None:
-        raise _Timeout
-
-    previous = signal.signal(signal.SIGALRM, _expire) if use_alarm else None
-    if use_alarm:
-        signal.alarm(int(args.timeout))
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), time_bound(args.timeout):
             warnings.simplefilter("ignore")
             return check_example(
                 example, sparsity=args.sparsity, latency=not args.no_latency, latency_batch=args.latency_batch,
                 latency_size=args.latency_size, repeats=args.repeats,
             )
-    except _Timeout:
+    except OutOfTime:
         return {"status": "fail", "reason": f"timed out after {args.timeout} s"}
     finally:
-        if use_alarm:
-            signal.alarm(0)
-            signal.signal(signal.SIGALRM, previous)
         torch.set_num_threads(threads)
 
 

@@ -25,7 +25,6 @@ import copy
 import gc
 import json
 import math
-import signal
 import time
 import warnings
 from pathlib import Path
@@ -48,10 +47,6 @@ HEADERS = [
     "prune time (s)",
     "reason",
 ]
-
-
-class _Timeout(Exception):
-    pass
 
 
 def representatives() -> dict[str, str]:
@@ -97,9 +92,7 @@ def small_model(name: str) -> tuple[Any, dict[str, Any], tuple[int, int]]:
                 with torch.no_grad():
                     model(torch.rand(1, adapter.in_chans(model), *hw))
                 return model, kwargs, hw
-            except _Timeout:
-                raise
-            except Exception as exc:
+            except Exception as exc:  # the time bound (OutOfTime) is a BaseException: it passes
                 last = exc
     raise RuntimeError(f"no input size in {SIZES} runs: {type(last).__name__}: {last}")
 
@@ -188,26 +181,11 @@ def check_module(module: str, name: str, structure: str, *, sparsity: float = 0.
         checks["adversarial_step"] = math.isfinite(loss)
         failed = [k for k, ok in checks.items() if not ok]
         row.update(state="failed" if failed else "works", step=", ".join(failed) or None, checks=checks)
-    except _Timeout:
-        raise
     except RobustPruneError as exc:  # after pruning succeeded: the model it returned does not hold up
         row.update(state="failed", step=step, error=type(exc).__name__, reason=str(exc)[:400])
     except Exception as exc:
         row.update(state="crashed", step=step, error=type(exc).__name__, reason=f"{type(exc).__name__}: {exc}"[:400])
     return row
-
-
-def _bounded(seconds: int, fn: Any, *args: Any, **kwargs: Any) -> Any:
-    def expire(signum: int, frame: Any) -> None:
-        raise _Timeout
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        return fn(*args, **kwargs)
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def _load_progress(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
@@ -270,6 +248,8 @@ def main(args: argparse.Namespace) -> int:
             f.write(json.dumps({"module": reps_key[0], "structure": "", "reps": reps}) + "\n")
     only = {s.strip() for s in args.models.split(",")} if args.models else None
     redo = {s.strip() for s in args.redo.split(",")} if args.redo else set()
+    from robust_prune.pruning.guard import OutOfTime, time_bound
+
     from ._common import environment
 
     commit = environment()["git_commit"]
@@ -288,8 +268,9 @@ def main(args: argparse.Namespace) -> int:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 try:
-                    row = _bounded(args.timeout, check_module, module, model_name, structure, sparsity=args.sparsity)
-                except _Timeout:
+                    with time_bound(args.timeout):
+                        row = check_module(module, model_name, structure, sparsity=args.sparsity)
+                except OutOfTime:
                     row = {
                         "module": module,
                         "model": model_name,

@@ -45,7 +45,7 @@ from torch import nn
 from .. import config as _config
 from ..errors import FamilyPruningError, RobustPruneError
 
-__all__ = ["Broken", "Steps", "adopt", "clone_module", "guarded", "time_bound", "unknown_layer_types"]
+__all__ = ["Broken", "OutOfTime", "Steps", "adopt", "clone_module", "guarded", "time_bound", "unknown_layer_types"]
 
 T = TypeVar("T")
 
