@@ -28,6 +28,7 @@ __all__ = [
     "GROW_INITS",
     "GROW_OUT_SCALE",
     "IWI_DEFAULT",
+    "method_prune_defaults",
     "IMPORTANCES",
     "OBJECTIVES",
     "STRUCTURES",
@@ -59,6 +60,14 @@ PRUNE_TIME_LIMIT_S = 60.0
 GROW_INITS = ("zero-out", "zero", "random", "small-out", "net2net")
 GROW_OUT_SCALE = 0.1
 IWI_DEFAULT = {"ticket_method": "prune", "structure": "channel", "sparsity": 0.5, "grow_init": "zero-out"}
+
+
+def method_prune_defaults(method: str | None) -> dict[str, Any]:
+    """The :class:`PruneConfig` fields whose default depends on the method: ``iwi``'s ticket takes
+    :data:`IWI_DEFAULT`'s structure and sparsity; other methods none (``RobustifyConfig`` and
+    ``options.build_config`` both apply them)."""
+    return {k: IWI_DEFAULT[k] for k in ("structure", "sparsity")} if method == "iwi" else {}
+
 # The SGD learning rate (momentum 0.9, cosine schedule) each objective trains at by default. TRADES' KL term
 # makes its loss larger and steeper: at 0.05 it diverged on the digits with resnet10t (loss 4.56 -> 6.14 in
 # two epochs, clean accuracy 0.18), at 0.02 it trains.
@@ -371,9 +380,8 @@ class RobustifyConfig(_JsonConfig):
         _choice(self.method, tuple(list_methods()), "method")
         _choice(self.ticket_method, tuple(ticket_methods()), "ticket method")
         _choice(self.grow_init, GROW_INITS, "grow init")
-        if self.prune is None:  # iwi's ticket structure and sparsity follow IWI_DEFAULT (as in options.build_config)
-            iwi = {k: IWI_DEFAULT[k] for k in ("structure", "sparsity")} if self.method == "iwi" else {}
-            object.__setattr__(self, "prune", PruneConfig(**iwi))
+        if self.prune is None:
+            object.__setattr__(self, "prune", PruneConfig(**method_prune_defaults(self.method)))
         if self.grow_scale is not None:
             _finite(self.grow_scale, "grow_scale")
             if self.grow_scale < 0:

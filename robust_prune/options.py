@@ -21,7 +21,15 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from .config import IWI_DEFAULT, STAGES, TRAIN_ATTACK, AttackConfig, PruneConfig, RobustifyConfig, TrainConfig
+from .config import (
+    STAGES,
+    TRAIN_ATTACK,
+    AttackConfig,
+    PruneConfig,
+    RobustifyConfig,
+    TrainConfig,
+    method_prune_defaults,
+)
 from .errors import ConfigError
 
 __all__ = ["OPTIONS", "Option", "build_config", "config_paths", "option_default", "DATA_OPTIONS", "DataOption"]
@@ -217,8 +225,9 @@ def build_config(*, config: RobustifyConfig | None = None, data: str = "digits",
     # the learning rates follow the objective) sees the option.
     tree: dict[str, Any] = {"data": data}
     tree.update({stage: {**kwargs, "attack": dict(TRAIN_ATTACK)} for stage, kwargs in STAGES.items()})
-    if given.get("method") == "iwi":  # iwi's ticket structure and sparsity follow IWI_DEFAULT unless given
-        tree["prune"] = {k: IWI_DEFAULT[k] for k in ("structure", "sparsity")}
+    method_defaults = method_prune_defaults(given.get("method"))
+    if method_defaults:  # iwi's ticket structure and sparsity, unless given
+        tree["prune"] = method_defaults
     for name, value in given.items():
         for path in _BY_NAME[name].paths:
             *parents, leaf = path.split(".")
