@@ -24,7 +24,7 @@ from .distributed import is_main_process
 from .errors import ModelAdaptationError
 from .methods import dense, get_method, iwi, lottery, prune  # noqa: F401 - each method module registers itself
 from .models import NormalizedModel, adapt_model, create_model
-from .options import build_config
+from .options import DATA_OPTIONS, build_config
 from .pruning.structured import channel_prune
 from .result import RobustifyResult
 from .runner import StageRunner, open_run_directory
@@ -237,4 +237,4 @@ def _refuse_unprunable(net: NormalizedModel, config: RobustifyConfig, bundle: Da
 
 # robustify()'s arguments that are not config options
 _NOT_CONFIG = {"model", "data", "data_dir", "download", "batch_size", "progress", "run_dir", "resume", "overwrite",
-               "image_size", "augment", "num_workers", "pin_memory"}  # fmt: skip
+               *(option.name for option in DATA_OPTIONS)}  # fmt: skip
