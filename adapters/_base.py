@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from robust_prune.distributed import model_device
 from robust_prune.errors import ModelAdaptationError, UnsupportedArchitectureError
 
 from ._common import (
@@ -408,8 +409,7 @@ class Adapter:
     def example_inputs(self, model: nn.Module, *, image_size: int = 32) -> torch.Tensor:
         """A random input of batch one at the model's size, on the model's device (pruning traces with it)."""
         size = self.fixed_input_size(model) or (image_size, image_size)
-        device = next((t.device for t in list(model.parameters()) + list(model.buffers())), None)
-        return torch.rand(1, self.in_chans(model), *size).to(device)
+        return torch.rand(1, self.in_chans(model), *size).to(model_device(model))  # drawn on the CPU RNG, as always
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, timm_modules={self.timm_modules!r})"
