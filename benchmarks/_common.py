@@ -15,9 +15,11 @@ import datetime as _dt
 import math
 import os
 import platform
+import statistics
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +116,27 @@ def environment() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
     }
+
+
+def interleaved_medians(runners: dict[str, Callable[[], Any]], repeats: int, *, warmup: int = 1) -> dict[str, float]:
+    """Median ms of each runner over ``repeats`` rounds; each round runs all of them in a rotating order, so load
+    changes on a shared machine hit every runner alike. ``warmup`` untimed calls of each first.
+
+    Example:
+        >>> sorted(interleaved_medians({"a": lambda: None, "b": lambda: None}, 3))
+        ['a', 'b']
+    """
+    times: dict[str, list[float]] = {k: [] for k in runners}
+    keys = list(runners)
+    for _ in range(warmup):
+        for k in keys:
+            runners[k]()
+    for r in range(repeats):
+        for k in keys[r % len(keys) :] + keys[: r % len(keys)]:
+            start = time.perf_counter()
+            runners[k]()
+            times[k].append((time.perf_counter() - start) * 1000)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def _fmt(value: Any) -> str:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks._common import interleaved_medians
+
 __all__ = ["DeployBudget", "DEPLOY", "DEPLOY_QUICK", "METHODS", "deploy_rows"]
 
 EXACT = "robust_prune round_to=1 head_dim"
@@ -113,20 +115,6 @@ def _ort_session(model: Any, size: int, folder: Path, label: str) -> Any:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _interleaved(runners: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
-    """Median ms of each runner over ``repeats`` rounds; each round runs all of them, in a rotating order."""
-    times: dict[str, list[float]] = {k: [] for k in runners}
-    keys = list(runners)
-    for k in keys:  # warm-up
-        runners[k]()
-    for r in range(repeats):
-        for k in keys[r % len(keys) :] + keys[: r % len(keys)]:
-            start = time.perf_counter()
-            runners[k]()
-            times[k].append((time.perf_counter() - start) * 1000)
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
 def _median_profile(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
     kinds = {k for r in runs for k in r}
     return {k: {"ms": statistics.median(r.get(k, {"ms": 0.0})["ms"] for r in runs),
@@ -181,7 +169,7 @@ def deploy_rows(b: DeployBudget, *, progress: Callable[[str], None] = print) -> 
                 for label, s in sessions.items():
                     runners[f"{label} ort"] = lambda s=s, xn=xn: s.run(None, {"pixels": xn})
                 with torch.no_grad():
-                    ms = _interleaved(runners, repeats)
+                    ms = interleaved_medians(runners, repeats)
                 for label in METHODS:
                     row: dict[str, Any] = {"model": name, "size": size, "batch": batch, "method": label,
                                            "n": repeats, "dense_ms": ms["dense"]}  # fmt: skip

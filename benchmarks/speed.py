@@ -21,13 +21,13 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import functools
 import os
-import statistics
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks._common import add_threads_argument, set_threads
+from benchmarks._common import add_threads_argument, interleaved_medians, set_threads
 
 __all__ = ["SpeedBudget", "QUICK", "FULL", "add_arguments", "main", "run_speed"]
 
@@ -132,16 +132,10 @@ def _latency_rows(b: SpeedBudget) -> list[dict[str, Any]]:
             continue
         x = torch.rand(b.latency_batch, bundle.channels, bundle.image_size, bundle.image_size)
         dense.eval(), pruned.eval()
-        times: dict[str, list[float]] = {"dense": [], "pruned": []}
+        runners = {"dense": functools.partial(dense, x), "pruned": functools.partial(pruned, x)}
         with torch.no_grad():
-            for _ in range(2):  # warm-up
-                dense(x), pruned(x)
-            for _ in range(b.latency_repeats):  # interleaved, so load changes hit both alike
-                for key, net in (("dense", dense), ("pruned", pruned)):
-                    t = time.perf_counter()
-                    net(x)
-                    times[key].append((time.perf_counter() - t) * 1000)
-        d, p = statistics.median(times["dense"]), statistics.median(times["pruned"])
+            ms = interleaved_medians(runners, b.latency_repeats, warmup=2)
+        d, p = ms["dense"], ms["pruned"]
         macs_d, _ = count_macs_params(dense, x[:1])
         macs_p, _ = count_macs_params(pruned, x[:1])
         rows.append(

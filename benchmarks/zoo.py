@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import math
 import os
@@ -96,21 +97,15 @@ def _find(example_id: str) -> tuple[str, Any]:
 
 
 def _median_latency(dense: Any, pruned: Any, x: Any, repeats: int) -> tuple[float, float]:
+    """Median seconds of one forward pass of each model (interleaved repeats after 2 warm-ups)."""
     import torch
 
-    timings: dict[int, list[float]] = {0: [], 1: []}
-    models = (dense, pruned)
+    from ._common import interleaved_medians
+
+    runners = {"dense": functools.partial(dense, x), "pruned": functools.partial(pruned, x)}
     with torch.no_grad():
-        for m in models:  # warm-up
-            for _ in range(2):
-                m(x)
-        for r in range(repeats):
-            order = (0, 1) if r % 2 == 0 else (1, 0)  # interleave, alternating who goes first
-            for i in order:
-                t0 = time.perf_counter()
-                models[i](x)
-                timings[i].append(time.perf_counter() - t0)
-    return statistics.median(timings[0]), statistics.median(timings[1])
+        ms = interleaved_medians(runners, repeats, warmup=2)
+    return ms["dense"] / 1000, ms["pruned"] / 1000
 
 
 def check_example(
