@@ -101,13 +101,16 @@ def verdicts(rows: Sequence[Mapping[str, Any]], settings: Mapping[str, Any]) -> 
     out = ["Finding 1: adversarial pruning with inherited weights, robust accuracy against sparsity.", ""]
     dense = _row(rows, "f1", "dense", 0.0)
     for structure in settings.get("structures", ()):
-        for s in settings.get("sparsities", ()):
+        channel_levels = settings.get("channel_sparsities") if structure == "channel" else None
+        levels = channel_levels or settings.get("sparsities", ())
+        for s in levels:
             if s > 0:
                 r = next(
                     (
                         x
                         for x in rows
                         if x["finding"] == "f1"
+                        and x["method"] == "prune"
                         and x["structure"] == structure
                         and abs(x["sparsity"] - s) < 1e-9
                         and x.get("seeds")
@@ -116,6 +119,9 @@ def verdicts(rows: Sequence[Mapping[str, Any]], settings: Mapping[str, Any]) -> 
                 )
                 claim = "moderate sparsity improves robustness" if s <= 0.7 else "sparsity does not hurt"
                 out.append(_line(f"{structure} sparsity {s:g} vs dense", r, dense, claim))
+    for s in settings.get("robust_sparsities") or ():
+        out.append(_line(f"weight sparsity {s:g}, robust importance vs magnitude", _row(rows, "f1", "prune-robust", s),
+                         _row(rows, "f1", "prune", s), "robust importance beats magnitude"))  # fmt: skip
     out += ["", "Finding 2: lottery tickets (weight structure).", ""]
     for s in settings.get("lottery_sparsities", ()):
         rewind = _row(rows, "f2", "lottery-rewind", s)
@@ -146,7 +152,37 @@ def verdicts(rows: Sequence[Mapping[str, Any]], settings: Mapping[str, Any]) -> 
             "IWI is more robust",
         )
     )
+    if settings.get("dense_a"):
+        out.append(_line(f"IWI vs dense PGD-AT for the grown phase's {settings.get('grow_epochs')} epochs (the paper's "
+                         "framing)", _row(rows, "f3", "iwi", s), _row(rows, "f3", "dense-a", 0.0),
+                         "IWI is more robust"))  # fmt: skip
     return "\n".join(out)
+
+
+def cell_notes(records: Sequence[Mapping[str, Any]]) -> str:
+    """Per-cell facts the table does not aggregate: layers emptied by pruning, and the authors' AutoAttack against
+    the library's on the same points (with both 95% Wilson intervals)."""
+    from robust_prune.report import wilson_interval
+
+    out = []
+    emptied = [r for r in records if r.get("status") == "ok" and r.get("layers") and r["method"].startswith("prune")]
+    if emptied:
+        out += ["Layers emptied by pruning (every weight zero), of the model's conv/linear layers:", ""]
+        out += [f"- {r['key']}: {r['empty_layers']} of {r['layers']}" for r in emptied]
+        out.append("")
+    checked = [r for r in records if r.get("autoattack_reference") is not None and r.get("autoattack") is not None]
+    if checked:
+        out += ["AutoAttack at the reference budget: the library's cascade against the authors' code (pyautoattack "
+                "`version='standard'`) on the same test points:", ""]  # fmt: skip
+        for r in checked:
+            n = int(r["n_reference"])
+            lib, ref = float(r["autoattack"]), float(r["autoattack_reference"])
+            lo_l, hi_l = wilson_interval(round(lib * n), n)
+            lo_r, hi_r = wilson_interval(round(ref * n), n)
+            overlap = "intervals overlap" if lo_l <= hi_r and lo_r <= hi_l else "**intervals do not overlap**"
+            out.append(f"- {r['key']} ({n} points): library {lib:.3f} [{lo_l:.3f}, {hi_l:.3f}], reference {ref:.3f} "
+                       f"[{lo_r:.3f}, {hi_r:.3f}] ({lib - ref:+.3f}; {overlap})")  # fmt: skip
+    return "\n".join(out) or "none yet"
 
 
 def _series(rows: Sequence[Mapping[str, Any]], metric: str) -> dict[str, list[tuple[float, float, float]]]:
@@ -157,12 +193,23 @@ def _series(rows: Sequence[Mapping[str, Any]], metric: str) -> dict[str, list[tu
             continue
         if r["finding"] == "f1" and r["method"] == "dense":
             continue
-        label = f"prune ({r['structure']})" if r["finding"] == "f1" else f"{r['method']} (weight)"
+        label = f"{r['method']} ({r['structure']})" if r["finding"] == "f1" else f"{r['method']} (weight)"
         series.setdefault(label, []).append((r["sparsity"], r[metric], r.get(f"{metric}_spread") or 0.0))
     if dense is not None and dense.get(metric) is not None:
         for label in [k for k in series if k.startswith("prune")]:
             series[label].append((0.0, dense[metric], dense.get(f"{metric}_spread") or 0.0))
     return {k: [(x, y, 0.0 if math.isnan(e) else e) for x, y, e in v] for k, v in series.items()}
+
+
+def _on(settings: Mapping[str, Any]) -> str:
+    return "" if settings.get("dataset", "digits") == "digits" else f": {settings.get('dataset')}"
+
+
+def _split_note(settings: Mapping[str, Any]) -> str:
+    if settings.get("dataset", "digits") == "digits":
+        return "train/test split of the embedded digits"
+    subset = settings.get("train_subset")
+    return (f"training subset of {subset} images and shuffling" if subset else "shuffling") + " of the official split"
 
 
 def write_report(
@@ -189,7 +236,7 @@ def write_report(
         "seeds": settings.get("seeds"),
     }
     notes = (
-        f"Spread: sd over seeds (each seed also draws its own train/test split of the embedded digits); with one "
+        f"Spread: sd over seeds (each seed also draws its own {_split_note(settings)}); with one "
         f"seed, the half-width of the 95% Wilson interval of that seed's accuracy. PGD-20 on "
         f"{settings.get('eval_n') or 'all'} test points; AutoAttack at the reference budget on the first "
         f"{settings.get('aa_n')} of them. Finding-1 cells share one dense PGD-AT model per seed "
@@ -214,13 +261,15 @@ def write_report(
     write_results(
         name,
         rows,
-        title="Paper findings (Liao et al. 2022) at small scale",
+        title=f"Paper findings (Liao et al. 2022) at small scale{_on(settings)}",
         columns=COLUMNS,
         headers=HEADERS,
         settings=dict(settings),
         summary=summary,
         sections=[
             ("Findings", verdicts(rows, settings)),
+            *([("Per-cell checks", cell_notes(records))] if settings.get("reference_aa") or
+              settings.get("robust_sparsities") else []),  # fmt: skip
             ("Notes", notes),
             ("Plots", "\n\n".join(figures) or "none yet"),
         ],

@@ -18,6 +18,7 @@ from torch import nn
 from robust_prune.adapters import get_adapter
 
 from . import distributed
+from .catalog import DATASETS
 from .config import AttackConfig, RobustifyConfig
 from .data import DataBundle, load_data
 from .distributed import is_main_process
@@ -46,12 +47,14 @@ def prepare(
     augment: bool = True,
     num_workers: int = 0,
     pin_memory: bool | None = None,
+    train_subset: int | None = None,
 ) -> tuple[NormalizedModel, DataBundle]:
     """Fit a timm model (or model name) to the data: classes, channels and input size; wrap it for pixel space.
 
     Images are read at ``image_size`` (default: a named dataset's native resolution, digits at 32; an image folder at
     the model's pretrained input size; a model with a fixed input size at that size), the training split augmented
-    unless ``augment=False`` (:mod:`robust_prune.transforms`); ``num_workers``/``pin_memory`` go to the DataLoaders.
+    unless ``augment=False`` (:mod:`robust_prune.transforms`); ``num_workers``/``pin_memory`` go to the DataLoaders;
+    ``train_subset`` trains on a seeded subset of that many images.
 
     Example:
         >>> model, bundle = prepare("resnet10t", "digits")
@@ -60,9 +63,7 @@ def prepare(
     """
     check_image_size(image_size)
     if isinstance(model, str):
-        probe = load_data(data, root=data_dir, download=download, batch_size=batch_size, seed=seed, image_size=8,
-                          augment=False)  # only the number of classes is read  # fmt: skip
-        model = create_model(model, num_classes=probe.num_classes)
+        model = create_model(model, num_classes=_num_classes(data, data_dir, download, batch_size, seed))
     if not isinstance(model, nn.Module):
         raise ModelAdaptationError(
             f"robustify() needs a timm model or its name, got {type(model).__name__}. "
@@ -77,15 +78,26 @@ def prepare(
         image_size=size,
         channels=adapter.in_chans(model),
         batch_size=batch_size,
-        root=data_dir,
+        data_dir=data_dir,
         download=download,
         seed=seed,
         augment=augment,
         num_workers=num_workers,
         pin_memory=pin_memory,
+        train_subset=train_subset,
     )
     adapt_model(model, num_classes=bundle.num_classes)
     return NormalizedModel.from_timm(model), bundle
+
+
+def _num_classes(data: Any, data_dir: Any, download: bool, batch_size: int, seed: int) -> int:
+    """The classes of ``data`` before a model exists: declared for a named dataset, else read from the data."""
+    info = DATASETS.get("digits" if data is None else str(data)) if isinstance(data, (str, type(None))) else None
+    if info is not None and info.num_classes is not None:
+        return info.num_classes
+    probe = load_data(data, data_dir=data_dir, download=download, batch_size=batch_size, seed=seed, image_size=8,
+                      augment=False)  # fmt: skip
+    return probe.num_classes
 
 
 def robustify(
@@ -145,6 +157,7 @@ def robustify(
     augment: bool = True,
     num_workers: int = 0,
     pin_memory: bool | None = None,
+    train_subset: int | None = None,
     progress: bool = True,
     run_dir: str | os.PathLike[str] | None = None,
     resume: str | os.PathLike[str] | bool | None = None,
@@ -189,8 +202,8 @@ def robustify(
         config: a full :class:`RobustifyConfig` instead of the options above (giving both is an error).
         data_dir, download, batch_size: where torchvision datasets live, whether to fetch them, batch size (per
             process under torchrun: N processes train at a global batch of N x batch_size).
-        image_size, augment, num_workers, pin_memory: how the data is read (:func:`prepare`; recorded in the
-            result's data spec).
+        image_size, augment, num_workers, pin_memory, train_subset: how the data is read (:func:`prepare`; recorded
+            in the result's data spec).
         progress: show progress bars (on the main process only).
         run_dir: checkpoint every stage into this folder (see :mod:`robust_prune.runner`).
         resume: a run directory (or True with ``run_dir``) to continue from its last checkpoint; the
@@ -217,6 +230,7 @@ def robustify(
     net, bundle = prepare(
         model, data, data_dir=data_dir, download=download, batch_size=batch_size, seed=config.seed,
         image_size=image_size, augment=augment, num_workers=num_workers, pin_memory=pin_memory,
+        train_subset=train_subset,
     )  # fmt: skip
     config.budgets(bundle.default_eps)  # refuse a run without an attack budget before anything is written
     if config.method != "dense" and config.prune.structure == "channel":

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .catalog import DATASETS, named_datasets
 from .errors import RobustPruneError
 from .options import DATA_OPTIONS, OPTIONS, Option, build_config, field_type, option_default
 
@@ -44,10 +45,9 @@ def _robustify_args(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("robustify", help="adversarially train, prune and evaluate a timm model",
                        description=f"Methods - {methods}.")  # fmt: skip
     p.add_argument("--model", default="resnet18", help="timm model name (default: resnet18)")
-    p.add_argument("--dataset", default="digits", help="digits (embedded), mnist, fashion-mnist, cifar10, cifar100, "
-                   "svhn, or an image folder (default: digits)")
-    p.add_argument("--data-dir", default=None, help="local folder holding torchvision datasets")
-    p.add_argument("--download", action="store_true", help="download torchvision datasets if missing")
+    p.add_argument("--dataset", default="digits", help=f"{_dataset_names()}, or an image folder (default: digits)")
+    p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
+    p.add_argument("--download", action="store_true", help="download the dataset into --data-dir if missing")
     for option in OPTIONS:
         if option.name == "attack":  # an AttackConfig object: the CLI sets its fields one by one
             continue
@@ -64,6 +64,17 @@ def _robustify_args(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="start afresh in a --run-dir that holds checkpoints, discarding them")  # fmt: skip
     p.add_argument("--print-config", action="store_true", help="print the run's full configuration as JSON and exit")
+
+
+_DATA_DIR_HELP = ("where the dataset's files are: MNIST/Fashion-MNIST's four IDX files (.gz or not) in it or under "
+                  "NAME/raw (default: the system copy, e.g. apt-get install dataset-fashion-mnist); CIFAR/SVHN: "
+                  "torchvision's files")
+
+
+def _dataset_names() -> str:
+    """The named datasets with their native size and default eps, from their declarations."""
+    infos = [DATASETS[name] for name in named_datasets()]
+    return ", ".join(f"{i.name} ({i.native_size} px, eps {i.default_eps:.3g})" for i in infos)
 
 
 def _data_flags(p: argparse.ArgumentParser, *, evaluate: bool) -> None:
@@ -83,8 +94,7 @@ def _evaluate_args(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--revision", default=None, help="Hub branch, tag or commit (default: main); the token comes "
                    "from HF_TOKEN or `hf auth login`")  # fmt: skip
     p.add_argument("--dataset", default=None, help="dataset (default: the one the model was trained on)")
-    p.add_argument("--data-dir", default=None, help="local folder holding the torchvision dataset (default: the "
-                   "one the model was trained from)")  # fmt: skip
+    p.add_argument("--data-dir", default=None, help=f"{_DATA_DIR_HELP} (default: the one the model was trained from)")
     _data_flags(p, evaluate=True)
     p.add_argument(
         "--attacks",

@@ -1,8 +1,10 @@
 """Datasets in [0, 1] pixel space, with channels and size matched to the model.
 
 The embedded default is scikit-learn's ``load_digits`` (1,797 real 8x8 handwritten digits, shipped inside
-scikit-learn), split 80/20 with a fixed seed and resized. torchvision datasets load from a local root
-with ``download=False`` unless asked; an image folder is ``root/train`` and ``root/test`` (or ``val``).
+scikit-learn), split 80/20 with a fixed seed and resized. Each named dataset is declared once in
+:mod:`robust_prune.catalog`; the MNIST family is read from its official IDX files wherever they are
+(:mod:`robust_prune.idx`), CIFAR and SVHN through torchvision from a local folder (``download=False`` unless asked).
+An image folder is ``root/train`` and ``root/test`` (or ``val``).
 
 Example:
     >>> from robust_prune.data import load_data
@@ -22,22 +24,12 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
+from .catalog import DATASETS, dataset_info, named_datasets
 from .errors import ConfigError, DatasetError, DatasetNotFoundError, NonFiniteImagesError
-from .transforms import AUGMENTATIONS, ImageTransform, check_image_size, fit_images, image_transform, resolve_image_size
+from .idx import load_idx_dataset
+from .transforms import ImageTransform, check_image_size, fit_images, image_transform, resolve_image_size
 
-__all__ = ["DataBundle", "load_data", "first_n", "check_finite", "DATASETS", "default_eps"]
-
-# Default L-inf budgets in pixel units, the common choice for each dataset.
-_DEFAULT_EPS = {
-    "digits": 0.1,
-    "mnist": 0.3,
-    "fashion-mnist": 0.1,
-    "cifar10": 8 / 255,
-    "cifar100": 8 / 255,
-    "svhn": 8 / 255,
-    "imagefolder": 4 / 255,
-}
-DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "svhn")
+__all__ = ["DataBundle", "load_data", "first_n", "check_finite", "default_eps"]
 
 
 def default_eps(name: str) -> float | None:
@@ -47,7 +39,8 @@ def default_eps(name: str) -> float | None:
         >>> default_eps("digits"), default_eps("loaders")
         (0.1, None)
     """
-    return _DEFAULT_EPS.get(name)
+    info = DATASETS.get(name)
+    return None if info is None else info.default_eps
 
 
 @dataclass
@@ -67,9 +60,11 @@ class DataBundle:
     default_eps: float | None
     source: str | None = None
     augment: bool = False
+    files: list[dict[str, str]] | None = None
 
     def spec(self) -> dict[str, Any]:
-        """A JSON-able description stored with results (``evaluate DIR`` reads the data back from it)."""
+        """A JSON-able description stored with results (``evaluate DIR`` reads the data back from it); ``files``
+        names the dataset files read, with their sha256, where the library read them itself."""
         return {
             "name": self.name,
             "source": self.source,
@@ -80,6 +75,7 @@ class DataBundle:
             "train_size": _len(self.train),
             "test_size": _len(self.test),
             "default_eps": self.default_eps,
+            **({"files": self.files} if self.files else {}),
         }
 
 
@@ -123,40 +119,54 @@ def _digits(image_size: int, channels: int, seed: int) -> tuple[Dataset, Dataset
     )
 
 
-_TORCHVISION = {
-    "mnist": ("MNIST", 10),
-    "fashion-mnist": ("FashionMNIST", 10),
-    "cifar10": ("CIFAR10", 10),
-    "cifar100": ("CIFAR100", 100),
-    "svhn": ("SVHN", 10),
-}
-
-
-def _torchvision(name: str, root: str | os.PathLike[str] | None, download: bool) -> tuple[Dataset, Dataset, int]:
+def _torchvision(name: str, data_dir: str | os.PathLike[str] | None, download: bool) -> tuple[Dataset, Dataset]:
     import torchvision
     from torchvision import transforms
 
-    if root is None:
+    info = dataset_info(name)
+    if data_dir is None:
         raise DatasetNotFoundError(
-            f"Dataset {name!r} needs a local folder: pass root=DIR (CLI: --data-dir DIR) holding torchvision's "
+            f"Dataset {name!r} needs a local folder: pass data_dir=DIR (CLI: --data-dir DIR) holding torchvision's "
             f"files, or add download=True (--download) on a machine with internet."
         )
-    cls_name, num_classes = _TORCHVISION[name]
-    cls = getattr(torchvision.datasets, cls_name)
+    cls = getattr(torchvision.datasets, str(info.torchvision))
     to_tensor = transforms.ToTensor()
     try:
         if name == "svhn":
-            train = cls(str(root), split="train", download=download, transform=to_tensor)
-            test = cls(str(root), split="test", download=download, transform=to_tensor)
+            train = cls(str(data_dir), split="train", download=download, transform=to_tensor)
+            test = cls(str(data_dir), split="test", download=download, transform=to_tensor)
         else:
-            train = cls(str(root), train=True, download=download, transform=to_tensor)
-            test = cls(str(root), train=False, download=download, transform=to_tensor)
+            train = cls(str(data_dir), train=True, download=download, transform=to_tensor)
+            test = cls(str(data_dir), train=False, download=download, transform=to_tensor)
     except RuntimeError as exc:
         raise DatasetNotFoundError(
-            f"{name} was not found under {root}: {exc}. Put torchvision's {cls_name} files there, "
+            f"{name} was not found under {data_dir}: {exc}. Put torchvision's {info.torchvision} files there, "
             "or pass download=True (--download) on a machine with internet."
         ) from exc
-    return train, test, num_classes
+    return train, test
+
+
+def _named(
+    name: str, data_dir: str | os.PathLike[str] | None, download: bool
+) -> tuple[Dataset, Dataset, list[dict[str, str]] | None]:
+    """A named dataset's base splits ([0, 1] images at native size), and the files read where the library reads
+    them itself (the MNIST family's IDX files, from wherever they are)."""
+    info = dataset_info(name)
+    if not info.reads_idx:
+        return (*_torchvision(name, data_dir, download), None)
+    if download:
+        if data_dir is None:
+            raise DatasetNotFoundError(f"download=True needs data_dir=DIR (--data-dir DIR) to put {name} in.")
+        _torchvision(name, data_dir, download=True)  # fetches into torchvision's layout, read below like any copy
+    return load_idx_dataset(info, data_dir)
+
+
+def _subset(dataset: Dataset, n: int | None, seed: int) -> Dataset:
+    """The first ``n`` images of a seeded shuffle of ``dataset`` (all of it when ``n`` is None or larger)."""
+    if n is None or n >= len(dataset):  # type: ignore[arg-type]
+        return dataset
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))  # type: ignore[arg-type]
+    return Subset(dataset, order[:n].tolist())
 
 
 def _image_folder(root: Path, seed: int) -> tuple[Dataset, Dataset, int]:
@@ -257,32 +267,39 @@ def load_data(
     image_size: int | None = None,
     channels: int = 3,
     batch_size: int = 64,
-    root: str | os.PathLike[str] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
     download: bool = False,
     seed: int = 0,
     num_workers: int = 0,
     num_classes: int | None = None,
     augment: bool = True,
     pin_memory: bool | None = None,
+    train_subset: int | None = None,
 ) -> DataBundle:
     """Load a dataset as [0, 1] images of ``channels`` x ``image_size`` x ``image_size``.
 
     Args:
-        data: ``None`` or ``"digits"`` (embedded), a torchvision name (``"mnist"``, ``"fashion-mnist"``,
-            ``"cifar10"``, ``"cifar100"``, ``"svhn"``), a path to an image folder, or ``(train, test)`` loaders.
+        data: ``None`` or ``"digits"`` (embedded), a dataset name (``"mnist"``, ``"fashion-mnist"``,
+            ``"cifar10"``, ``"cifar100"``, ``"svhn"``: :mod:`robust_prune.catalog`), a path to an image folder, or
+            ``(train, test)`` loaders.
         image_size: the side images are resized to (None: the dataset's native resolution, 32 for an image
             folder; :func:`robust_prune.api.prepare` picks the model's input size for folders).
         channels: what the model takes; channels are matched.
         batch_size: batch size of the loaders built here.
-        root: the local folder for torchvision datasets; download: fetch them if missing.
+        data_dir: where a named dataset's files are. MNIST and Fashion-MNIST: the four official IDX files
+            (``.gz`` or not) in this folder or in torchvision's layout under it; with no ``data_dir``, the system
+            copy (``apt-get install dataset-fashion-mnist`` puts it in ``/usr/share/datasets/fashion-mnist``).
+            CIFAR and SVHN: torchvision's files. download: fetch them into ``data_dir`` if missing.
         seed: fixes the digits split and the shuffling order.
         num_workers, pin_memory: DataLoader workers, and pinned host memory (None: when CUDA is present).
         num_classes: for ``(train, test)`` loaders, the number of classes (inferred from labels if None).
         augment: augment the training split (:mod:`robust_prune.transforms`: crop + flip for CIFAR/SVHN,
             RandomResizedCrop + flip for image folders, nothing for digits/MNIST).
+        train_subset: train on this many images of the training split (a seeded random subset; None: all).
 
     Raises:
-        DatasetError, DatasetNotFoundError: unknown name, missing folder, empty data, wrong image shape.
+        DatasetError, DatasetNotFoundError: unknown name, missing folder or file, empty data, wrong image shape.
+        CorruptDatasetError: a damaged dataset file (truncated, wrong magic number, sizes that do not match).
         NonFiniteImagesError: a user's loader yields NaN or infinite pixels.
         ConfigError: ``image_size`` is not an int >= 8, or ``num_workers`` is not an int >= 0.
     """
@@ -300,9 +317,12 @@ def load_data(
     check_image_size(image_size)
     if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0:
         raise ConfigError(f"num_workers must be an integer >= 0 (DataLoader worker processes), got {num_workers!r}.")
+    if train_subset is not None and (not isinstance(train_subset, int) or isinstance(train_subset, bool)
+                                     or train_subset < 1):  # fmt: skip
+        raise ConfigError(f"train_subset must be an integer >= 1 (training images), got {train_subset!r}.")
     image_size = resolve_image_size(data, image_size)
     name = "digits" if data is None else str(data)
-    source = None
+    source, files = None, None
 
     def fitted(base_train: Dataset, base_test: Dataset, kind: str) -> tuple[Dataset, Dataset]:
         return (
@@ -312,10 +332,11 @@ def load_data(
 
     if name == "digits":
         train, test, classes = _digits(image_size, channels, seed)
-    elif name in _TORCHVISION:
-        base_train, base_test, classes = _torchvision(name, root, download)
+    elif name in named_datasets():
+        base_train, base_test, files = _named(name, data_dir, download)
         train, test = fitted(base_train, base_test, name)
-        source = None if root is None else str(root)
+        classes = int(dataset_info(name).num_classes or 0)
+        source = None if data_dir is None else str(data_dir)
     elif Path(name).exists():
         if not Path(name).is_dir():
             raise DatasetError(f"{name} is a file; an image dataset is a folder with one sub-folder per class.")
@@ -325,10 +346,8 @@ def load_data(
     elif os.sep in name or name.startswith("."):
         raise DatasetNotFoundError(f"The data folder {name} does not exist. Check the path.")
     else:
-        raise DatasetError(
-            f"Unknown dataset {name!r}. Use one of {', '.join(DATASETS)}, a folder of images, "
-            "or a (train_loader, test_loader) pair."
-        )
+        dataset_info(name)  # raises: an unknown name, with the known ones listed
+    train = _subset(train, train_subset, seed)
     if len(train) == 0 or len(test) == 0:  # type: ignore[arg-type]
         raise DatasetError(f"The {name} data is empty (train {len(train)}, test {len(test)} images).")  # type: ignore[arg-type]
     pin = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
@@ -341,5 +360,6 @@ def load_data(
         name=name,
         default_eps=default_eps(name),
         source=source,
-        augment=augment and name in AUGMENTATIONS,
+        augment=augment and DATASETS[name].augmentation is not None,
+        files=files,
     )

@@ -13,6 +13,7 @@ __all__ = [
     "ConfigError",
     "DatasetError",
     "DatasetNotFoundError",
+    "CorruptDatasetError",
     "NonFiniteImagesError",
     "ModelAdaptationError",
     "UnsupportedArchitectureError",
@@ -47,6 +48,11 @@ class NonFiniteImagesError(DatasetError):
 
 class DatasetNotFoundError(DatasetError, FileNotFoundError):
     """A dataset directory or file is missing."""
+
+
+class CorruptDatasetError(DatasetError):
+    """A dataset file is damaged: a truncated gzip, a wrong magic number, sizes that do not match its bytes, or
+    image and label counts that differ. The message names the file and how to get a good copy."""
 
 
 class ModelAdaptationError(RobustPruneError, ValueError):

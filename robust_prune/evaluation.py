@@ -66,7 +66,7 @@ def evaluation_loader(
                                       pretrained=adapter.pretrained_input_size(model)),
         channels=adapter.in_chans(model),
         batch_size=batch_size,
-        root=data_dir,
+        data_dir=data_dir,
         augment=False,
     )
     return bundle.test, bundle.name, bundle.default_eps

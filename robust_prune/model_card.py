@@ -22,6 +22,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .catalog import DATASETS
 from .report import AttackResult, RobustnessReport
 
 __all__ = [
@@ -45,15 +46,6 @@ CITATION = """@article{liao2022achieving,
   archivePrefix = {arXiv}
 }"""
 
-# robust_prune dataset name -> (Hub dataset id, pretty name); unknown names are used as they are.
-_DATASETS = {
-    "cifar10": ("uoft-cs/cifar10", "CIFAR-10"),
-    "cifar100": ("uoft-cs/cifar100", "CIFAR-100"),
-    "mnist": ("ylecun/mnist", "MNIST"),
-    "fashion-mnist": ("zalando-datasets/fashion_mnist", "Fashion-MNIST"),
-    "svhn": ("ufldl-stanford/svhn", "SVHN"),
-    "digits": ("digits", "scikit-learn digits (8x8, upsampled)"),
-}
 CLEAN_METRIC = "clean"
 
 
@@ -67,7 +59,10 @@ def _dataset(config: dict[str, Any], report: RobustnessReport | None) -> tuple[s
     data = config.get("robust_prune", {}).get("data") or {}
     name = data.get("name") if isinstance(data, dict) else None
     name = str(name or (report.meta.get("data") if report is not None else None) or "unknown")
-    return _DATASETS.get(name, (name, name))
+    info = DATASETS.get(name)
+    if info is None or info.hub_id is None:
+        return name, name
+    return info.hub_id, str(info.pretty_name)
 
 
 def _attack_config(res: AttackResult) -> str:
@@ -180,6 +175,21 @@ def _provenance(base_model: str | None, license_: str | None) -> str:
     return f"{base} {terms}"
 
 
+def _data_section(config: dict[str, Any], dataset_name: str) -> list[str]:
+    """The training data: its name, resolution and sizes, and each file read with its sha256 (where recorded)."""
+    data = config.get("robust_prune", {}).get("data") or {}
+    if not isinstance(data, dict) or not data:
+        return []
+    lines = ["## Training data", ""]
+    sizes = f"{data.get('train_size')} training / {data.get('test_size')} test images"
+    lines.append(f"{dataset_name}, {data.get('image_size')} px, {data.get('channels')} channel(s), {sizes}.")
+    files = data.get("files") or []
+    if files:
+        lines += ["", "Files read (sha256):", ""]
+        lines += [f"- `{f.get('name')}`: `{f.get('sha256')}`" for f in files if isinstance(f, dict)]
+    return [*lines, ""]
+
+
 def build_model_card(
     config: dict[str, Any], report: RobustnessReport | None, *, repo_id: str | None = None
 ) -> ModelCard:
@@ -260,6 +270,7 @@ def build_model_card(
         body.append("")
     if stats:
         body += ["Pruning statistics: `" + json.dumps(stats, sort_keys=True) + "`", ""]
+    body += _data_section(config, dataset_name)
     body += [
         "## Method",
         "",

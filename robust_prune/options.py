@@ -151,6 +151,8 @@ DATA_OPTIONS: tuple[DataOption, ...] = (
                "for image folders, none for digits/MNIST"),
     DataOption("num_workers", int, 0, "DataLoader worker processes"),
     DataOption("pin_memory", bool, None, "pin host memory for faster GPU copies (default: when CUDA is present)"),
+    DataOption("train_subset", int, None, "train on this many images of the training split, a seeded random subset "
+               "(default: all; the data spec records the size)"),
 )  # fmt: skip
 # --- end issue 16 ---
 _NESTED = {"pretrain": TrainConfig, "finetune": TrainConfig, "grow_train": TrainConfig, "prune": PruneConfig,

@@ -23,11 +23,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .catalog import DATASETS
 from .errors import ConfigError, DatasetError
 
 __all__ = [
-    "NATIVE_SIZE",
-    "AUGMENTATIONS",
     "ImageTransform",
     "check_image_size",
     "resolve_image_size",
@@ -35,14 +34,6 @@ __all__ = [
     "fit_images",
 ]
 
-NATIVE_SIZE = {"digits": 32, "mnist": 28, "fashion-mnist": 28, "cifar10": 32, "cifar100": 32, "svhn": 32}
-# The training-split augmentation of each kind of data (absent: none).
-AUGMENTATIONS = {
-    "cifar10": "crop-flip",
-    "cifar100": "crop-flip",
-    "svhn": "crop-flip",
-    "imagefolder": "resized-crop-flip",
-}
 MIN_IMAGE_SIZE = 8  # below this the stems of timm models reduce the image to nothing
 FOLDER_FALLBACK_SIZE = 32  # an image folder for a model whose config names no input size
 
@@ -83,8 +74,9 @@ def resolve_image_size(
     if image_size is not None:
         return image_size
     name = "digits" if data is None else str(data) if isinstance(data, (str, os.PathLike)) else None
-    if name in NATIVE_SIZE:
-        return NATIVE_SIZE[name]
+    native = DATASETS[name].native_size if name in DATASETS else None
+    if native is not None:
+        return native
     return pretrained or FOLDER_FALLBACK_SIZE
 
 
@@ -134,5 +126,6 @@ class ImageTransform:
 
 def image_transform(kind: str, image_size: int, *, channels: int, train: bool, augment: bool) -> ImageTransform:
     """The transform of one split: augmented when ``train`` and ``augment`` and ``kind`` (a dataset name or
-    ``"imagefolder"``) has an augmentation (:data:`AUGMENTATIONS`)."""
-    return ImageTransform(image_size, channels, AUGMENTATIONS.get(kind) if (train and augment) else None)
+    ``"imagefolder"``) declares one (:mod:`robust_prune.catalog`)."""
+    style = DATASETS[kind].augmentation if kind in DATASETS else None
+    return ImageTransform(image_size, channels, style if (train and augment) else None)

@@ -32,8 +32,8 @@ def test_unknown_dataset_name_lists_the_choices():
 
 def test_torchvision_dataset_without_local_files_says_how_to_get_them(tmp_path):
     with pytest.raises(DatasetNotFoundError, match="download=True"):
-        load_data("cifar10", root=tmp_path)
-    with pytest.raises(DatasetNotFoundError, match="root=DIR"):
+        load_data("cifar10", data_dir=tmp_path)
+    with pytest.raises(DatasetNotFoundError, match="data_dir=DIR"):
         load_data("mnist")
 
 

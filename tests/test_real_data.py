@@ -100,7 +100,7 @@ def _mnist_on_disk(root: Path) -> Path:
 
 def test_evaluate_dir_reads_a_named_dataset_from_data_dir(tmp_path: Path, capsys) -> None:
     root = _mnist_on_disk(tmp_path / "torchvision")
-    bundle = load_data("mnist", root=root, channels=1)
+    bundle = load_data("mnist", data_dir=root, channels=1)
     assert bundle.image_size == 28 and len(bundle.test.dataset) == 100  # MNIST's native resolution by default
     torch.manual_seed(0)
     model = timm.create_model("test_resnet", num_classes=10)
