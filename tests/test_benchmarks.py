@@ -272,3 +272,29 @@ def test_deploy_suite_compares_both_prunings_eager_and_onnxruntime(tmp_path: Pat
     saved = json.loads((tmp_path / "speed_deploy.json").read_text())
     assert saved["rows"] == json.loads(json.dumps(rows)) and saved["wall_s"] > 0
     assert "| test_resnet | 160 | 2 | robust_prune |" in (tmp_path / "speed_deploy.md").read_text()
+
+
+def test_tiny_fashion_study_records_emptied_layers_and_the_reference_autoattack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("pyautoattack", reason="the reference AutoAttack comes with the test extra")
+    from _idx_copy import official_copy
+
+    official_copy(tmp_path / "datasets" / "fashion-mnist", train=200, test=40)
+    monkeypatch.setenv("ROBUST_PRUNE_DATASETS_DIR", str(tmp_path / "datasets"))  # read like the system copy
+    budget = dataclasses.replace(
+        paper.FASHION, sparsities=(0.0, 0.99), structures=("weight",), findings=("f1",), pretrain_epochs=1,
+        finetune_epochs=1, train_subset=64, eval_n=16, aa_n=6, aa_keys=("f1/prune/weight/0.99/",),
+    )  # fmt: skip
+    records = {r["key"]: r for r in paper.run_paper(budget, seeds=1, out_dir=tmp_path, name="fashion", progress=False)}
+    magnitude, robust = records["f1/prune/weight/0.99/seed0"], records["f1/prune-robust/weight/0.99/seed0"]
+    assert magnitude["status"] == robust["status"] == "ok", records
+    assert robust["config"]["prune"]["importance"] == "robust" and magnitude["config"]["prune"]["importance"] != "robust"
+    assert 0 < magnitude["layers"] == robust["layers"] and 0 <= robust["empty_layers"] <= robust["layers"]
+    assert magnitude["n_aa"] == magnitude["n_reference"] == 6
+    assert 0.0 <= magnitude["autoattack_reference"] <= 1.0 and robust["autoattack"] is None  # only the chosen cells
+    md = (tmp_path / "fashion.md").read_text()
+    assert "Paper findings (Liao et al. 2022) at small scale: fashion-mnist" in md
+    assert "weight sparsity 0.99, robust importance vs magnitude" in md
+    assert f"- f1/prune/weight/0.99/seed0 (6 points): library {magnitude['autoattack']:.3f}" in md
+    assert f"- f1/prune-robust/weight/0.99/seed0: {robust['empty_layers']} of {robust['layers']}" in md

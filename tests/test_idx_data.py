@@ -12,10 +12,11 @@ import hashlib
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import timm
 import torch
+from _idx_copy import digits_28 as _digits_28
+from _idx_copy import official_copy as _official_copy
 
 import robust_prune as rp
 from robust_prune.api import prepare
@@ -31,27 +32,6 @@ needs_system_copy = pytest.mark.skipif(
     not all((SYSTEM / f"{name}.gz").is_file() for name in IDX_FILES.values()),
     reason=f"Fashion-MNIST's official files are not in {SYSTEM}: apt-get install dataset-fashion-mnist",
 )
-
-
-def _digits_28() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16
-    images = torch.nn.functional.interpolate(images, size=(28, 28), mode="bilinear", align_corners=False)
-    return (images[:, 0] * 255).round().to(torch.uint8).numpy(), digits.target.astype(np.uint8)
-
-
-def _official_copy(folder: Path, *, gz: bool = True, train: int = 300, test: int = 100) -> Path:
-    """The four official files (``.gz`` as distributed, or not) holding real digits at 28 px."""
-    pixels, labels = _digits_28()
-    folder.mkdir(parents=True, exist_ok=True)
-    suffix = ".gz" if gz else ""
-    arrays = {"train_images": pixels[:train], "train_labels": labels[:train],
-              "test_images": pixels[train:train + test], "test_labels": labels[train:train + test]}  # fmt: skip
-    for role, array in arrays.items():
-        write_idx(folder / f"{IDX_FILES[role]}{suffix}", array)
-    return folder
 
 
 def test_the_four_gz_files_in_data_dir_load_at_28_px_with_their_hashes(tmp_path: Path) -> None:
