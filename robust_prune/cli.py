@@ -45,7 +45,7 @@ def _robustify_args(sub: argparse._SubParsersAction) -> None:
                        description=f"Methods - {methods}.")  # fmt: skip
     p.add_argument("--model", default="resnet18", help="timm model name (default: resnet18)")
     p.add_argument("--dataset", default="digits", help="digits (embedded), mnist, fashion-mnist, cifar10, cifar100, "
-                   "svhn, or an image folder (default: digits)")
+                   "svhn, an image folder, or hf:REPO[:CONFIG] (Hugging Face datasets) (default: digits)")
     p.add_argument("--data-dir", default=None, help="local folder holding torchvision datasets")
     p.add_argument("--download", action="store_true", help="download torchvision datasets if missing")
     for option in OPTIONS:
@@ -194,6 +194,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         sanity=not args.no_sanity,
         data_dir=data_dir,
         image_size=image_size,
+        image_column=args.image_column or (spec.get("hf") or {}).get("image_column"),
+        label_column=args.label_column or (spec.get("hf") or {}).get("label_column"),
     )
     print(report)
     if args.diagnostics:
@@ -209,14 +211,16 @@ def _evaluation_data(args: argparse.Namespace, spec: dict[str, Any]) -> tuple[st
     """The data ``evaluate DIR`` reads: the flags, else the saved model's data spec (its dataset, folder and size).
 
     An image folder is recorded as its path (``source``); a model trained on a user's loaders has no dataset to
-    read back and is evaluated on the embedded digits unless ``--dataset`` names one.
+    read back (nor has one built in memory from Hugging Face ``datasets``) and is evaluated on the embedded digits
+    unless ``--dataset`` names one; ``hf:REPO`` data is loaded again from the Hub.
     """
     name = spec.get("name")
     saved = spec.get("source") if name == "imagefolder" else name
-    data = args.dataset or (saved if saved not in (None, "loaders") else "digits")
+    data = args.dataset or (saved if saved not in (None, "loaders", "datasets") else "digits")
     same = args.dataset is None or args.dataset == saved
     data_dir = args.data_dir or (spec.get("source") if same and name != "imagefolder" else None)
-    image_size = args.image_size or (spec.get("image_size") if same and name not in (None, "loaders") else None)
+    readable = name not in (None, "loaders", "datasets")  # "datasets": a DatasetDict built in memory
+    image_size = args.image_size or (spec.get("image_size") if same and readable else None)
     return data, data_dir, image_size
 
 

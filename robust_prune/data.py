@@ -264,12 +264,16 @@ def load_data(
     num_classes: int | None = None,
     augment: bool = True,
     pin_memory: bool | None = None,
+    image_column: str | None = None,
+    label_column: str | None = None,
 ) -> DataBundle:
     """Load a dataset as [0, 1] images of ``channels`` x ``image_size`` x ``image_size``.
 
     Args:
         data: ``None`` or ``"digits"`` (embedded), a torchvision name (``"mnist"``, ``"fashion-mnist"``,
-            ``"cifar10"``, ``"cifar100"``, ``"svhn"``), a path to an image folder, or ``(train, test)`` loaders.
+            ``"cifar10"``, ``"cifar100"``, ``"svhn"``), a path to an image folder, ``(train, test)`` loaders, or
+            Hugging Face data: a ``DatasetDict``, a ``(train, test)`` pair of ``datasets.Dataset`` or
+            ``"hf:REPO[:CONFIG]"`` (:mod:`robust_prune.hf_datasets`).
         image_size: the side images are resized to (None: the dataset's native resolution, 32 for an image
             folder; :func:`robust_prune.api.prepare` picks the model's input size for folders).
         channels: what the model takes; channels are matched.
@@ -280,6 +284,7 @@ def load_data(
         num_classes: for ``(train, test)`` loaders, the number of classes (inferred from labels if None).
         augment: augment the training split (:mod:`robust_prune.transforms`: crop + flip for CIFAR/SVHN,
             RandomResizedCrop + flip for image folders, nothing for digits/MNIST).
+        image_column, label_column: Hugging Face data's columns (None: ``image``/``img``, ``label``/``labels``).
 
     Raises:
         DatasetError, DatasetNotFoundError: unknown name, missing folder, empty data, wrong image shape.
@@ -288,6 +293,12 @@ def load_data(
     """
     if isinstance(data, DataBundle):
         return data
+    from .hf_datasets import is_hf_data, load_hf_data  # issue 24 (here: hf_datasets builds on this module)
+
+    if is_hf_data(data):  # before the pair case: a (train, test) pair of datasets.Dataset is one too
+        return load_hf_data(data, image_size=image_size, channels=channels, batch_size=batch_size, seed=seed,
+                            num_workers=num_workers, augment=augment, pin_memory=pin_memory,
+                            image_column=image_column, label_column=label_column)  # fmt: skip
     if isinstance(data, (tuple, list)):
         if len(data) != 2 or not all(isinstance(d, DataLoader) for d in data):
             raise DatasetError("Pass data as a (train_loader, test_loader) pair of torch DataLoaders.")

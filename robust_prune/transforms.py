@@ -42,6 +42,7 @@ AUGMENTATIONS = {
     "cifar100": "crop-flip",
     "svhn": "crop-flip",
     "imagefolder": "resized-crop-flip",
+    "hf": "crop-flip",  # Hugging Face data at its own (small) size, unless it is one of the datasets above
 }
 MIN_IMAGE_SIZE = 8  # below this the stems of timm models reduce the image to nothing
 FOLDER_FALLBACK_SIZE = 32  # an image folder for a model whose config names no input size
