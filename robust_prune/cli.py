@@ -1,4 +1,4 @@
-"""The ``robust-prune`` command line: ``robustify``, ``evaluate`` and ``grow``.
+"""The ``robust-prune`` command line: ``robustify``, ``evaluate``, ``push``, ``grow``, ``export`` and ``env``.
 
 Examples:
     robust-prune robustify                       # resnet18 on the embedded digits, prune 50% of channels
@@ -7,6 +7,7 @@ Examples:
     robust-prune push runs/resnet18-digits-prune --repo-id me/resnet18-digits-robust --private
     robust-prune evaluate hf://me/resnet18-digits-robust --n 200
     robust-prune grow runs/resnet18-digits-prune --out runs/resnet18-grown
+    robust-prune env                             # versions, devices and known problems, for a bug report
 """
 
 from __future__ import annotations
@@ -145,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     _push_args(sub)
     _grow_args(sub)
     _export_args(sub)
+    sub.add_parser("env", help="print versions, devices and known problems of this environment (for a bug report)")
     return parser
 
 
@@ -257,6 +259,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_env(args: argparse.Namespace) -> int:
+    from .env_info import show_versions
+
+    show_versions()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``robust-prune`` command."""
     parser = build_parser()
@@ -265,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     commands = {"robustify": _cmd_robustify, "evaluate": _cmd_evaluate, "push": _cmd_push, "grow": _cmd_grow,
-                "export": _cmd_export}
+                "export": _cmd_export, "env": _cmd_env}
     try:
         return commands[args.command](args)
     except RobustPruneError as exc:
