@@ -205,9 +205,10 @@ def evaluate(
         raise ConfigError(f"evaluate() needs a torch.nn.Module, got {type(model).__name__}.")
     if isinstance(attacks, str) or not isinstance(attacks, (tuple, list)):
         raise ConfigError("attacks must be a sequence of attack names (or () for clean accuracy only).")
+    if is_hf_data(data):  # read once; its origin (repo, splits, fingerprints) goes into the report
+        data = hf_splits(data, image_column=image_column, label_column=label_column)
     loader, data_name, data_eps = evaluation_loader(
-        data, model, batch_size=batch_size, data_dir=data_dir, image_size=image_size, image_column=image_column,
-        label_column=label_column,
+        data, model, batch_size=batch_size, data_dir=data_dir, image_size=image_size
     )
     eps = data_eps if eps is None else eps
     if eps is None and any(name != "cw" for name in attacks):
@@ -221,9 +222,12 @@ def evaluate(
     device = evaluation_device(model, device)
     model.to(device)
     with eval_mode(model):
-        return _evaluate(model, x_all, y_all, configs, device=device, batch_size=batch_size, seed=seed,
-                         norm=norm, eps=eps, steps=steps, restarts=restarts, data_name=data_name,
-                         latency=latency, progress=progress, sanity=sanity, sanity_n=sanity_n)  # fmt: skip
+        report = _evaluate(model, x_all, y_all, configs, device=device, batch_size=batch_size, seed=seed,
+                           norm=norm, eps=eps, steps=steps, restarts=restarts, data_name=data_name,
+                           latency=latency, progress=progress, sanity=sanity, sanity_n=sanity_n)  # fmt: skip
+    if getattr(data, "origin", None):  # Hugging Face data (HFSplits, HFDataBundle): name it down to the fingerprints
+        report.meta["hf"] = dict(data.origin)
+    return report
 
 
 def _evaluate(

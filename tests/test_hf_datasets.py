@@ -114,3 +114,42 @@ def test_without_datasets_installed_the_error_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "datasets", None)  # import datasets now fails, as when it is not installed
     with pytest.raises(MissingDependencyError, match=r'robust-prune\[hf\]'):
         load_data("hf:test-user/digits")
+
+
+@pytest.mark.filterwarnings("ignore:GRADIENT-MASKING")
+def test_hf_repo_through_the_hub_server_with_column_flags(hub_server, digits_dict, tmp_path, capsys):
+    """A dataset repo pushed to the Hub-compatible server (parquet files, as datasets' own push writes them) is read by
+    ``--dataset hf:REPO`` with the columns named by flags; ``evaluate DIR`` loads it back from the spec."""
+    from huggingface_hub import HfApi
+
+    from robust_prune.cli import main as cli_main
+
+    folder = tmp_path / "repo" / "data"
+    folder.mkdir(parents=True)
+    for name, split in digits_dict.items():  # other column names: the flags name them
+        renamed = split.rename_columns({"image": "pixels", "label": "digit"})
+        renamed.to_parquet(folder / f"{name}-00000-of-00001.parquet")
+    HfApi().create_repo("test-user/digits", repo_type="dataset")
+    HfApi().upload_folder(folder_path=tmp_path / "repo", repo_id="test-user/digits", repo_type="dataset")
+    assert sorted(hub_server.repos["datasets/test-user/digits"]) == [
+        ".gitattributes", "data/test-00000-of-00001.parquet", "data/train-00000-of-00001.parquet"]  # fmt: skip
+
+    out = tmp_path / "run"
+    assert cli_main(["robustify", "--model", "test_resnet", "--dataset", "hf:test-user/digits", "--method", "dense",
+                     "--epochs", "1", "--train-steps", "1", "--eval-steps", "2", "--n", "16", "--image-column",
+                     "pixels", "--label-column", "digit", "--no-progress", "--out", str(out)]) == 0  # fmt: skip
+    data = json.loads((out / "config.json").read_text())["robust_prune"]["data"]
+    loaded = datasets.load_dataset("test-user/digits")
+    assert (data["name"], data["image_size"], data["hf"]["repo_id"], data["hf"]["image_column"]) == (
+        "hf:test-user/digits", SIDE, "test-user/digits", "pixels")  # fmt: skip
+    assert data["hf"]["fingerprints"] == {name: loaded[name]._fingerprint for name in ("train", "test")}
+    card = (out / "README.md").read_text()
+    assert "datasets:\n- test-user/digits\n" in card and "the Hub dataset `test-user/digits`" in card
+    capsys.readouterr()
+    assert cli_main(["evaluate", str(out), "--n", "16", "--steps", "2", "--no-sanity", "--no-progress"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["meta"]["data"] == "hf:test-user/digits" and report["meta"]["hf"] == data["hf"]
+    shown = capsys.readouterr().out  # the same 16 test images through the same model: the same clean accuracy
+    assert f"| clean accuracy | {report['clean_accuracy']:.2%} |" in shown
+    with pytest.raises(rp.errors.DatasetNotFoundError, match="test-user/nothing"):
+        load_data("hf:test-user/nothing")
