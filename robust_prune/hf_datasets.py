@@ -92,15 +92,17 @@ def is_hf_data(data: Any) -> bool:
 class _Images(Dataset):
     """One split of a ``datasets.Dataset`` as ([0, 1] CHW float tensor, int label) pairs, decoded on access."""
 
-    def __init__(self, split: Any, image_column: str, label_column: str) -> None:
-        self.split, self.image_column, self.label_column = split, image_column, label_column
+    def __init__(self, split: Any, image_column: str, label_column: str, where: str) -> None:
+        self.split, self.image_column, self.label_column, self.where = split, image_column, label_column, where
 
     def __len__(self) -> int:
         return len(self.split)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         row = self.split[int(index)]
-        return _to_tensor(row[self.image_column], self.image_column), int(row[self.label_column])
+        return _to_tensor(row[self.image_column], f"{self.image_column!r} of split {self.where!r}"), int(
+            row[self.label_column]
+        )
 
 
 def _as_hwc(value: Any) -> np.ndarray:
@@ -116,16 +118,17 @@ def _as_hwc(value: Any) -> np.ndarray:
 
 
 def _to_tensor(value: Any, column: str) -> torch.Tensor:
+    """One image as a [0, 1] float CHW tensor (up to 3 channels); ``column`` names where it comes from in errors."""
     array = _as_hwc(value)
     if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
-        raise DatasetError(f"Column {column!r} holds an image of shape {array.shape}; expected HW, HWC or CHW.")
+        raise DatasetError(f"Column {column} holds an image of shape {array.shape}; expected HW, HWC or CHW.")
     x = torch.from_numpy(np.array(array[:, :, :3])).permute(2, 0, 1)  # a writable copy
     scale = 1.0 if torch.is_floating_point(x) else 255.0  # integers are 8-bit pixels
     x = x.float()
     low, high = (float(x.min()), float(x.max())) if x.numel() else (0.0, 0.0)
     if low < 0.0 or high > scale:
         raise DatasetError(
-            f"Column {column!r} holds pixels outside [0, {scale:g}] (min {low:.3g}, max {high:.3g}): give 8-bit "
+            f"Column {column} holds pixels outside [0, {scale:g}] (min {low:.3g}, max {high:.3g}): give 8-bit "
             "images (integers 0..255) or floats in [0, 1]."
         )
     return x / scale
@@ -289,8 +292,8 @@ def hf_splits(data: Any, *, image_column: str | None = None, label_column: str |
     if origin["repo_id"]:
         name = HF_PREFIX + origin["repo_id"] + (f":{origin['config']}" if origin["config"] else "")
     return HFSplits(
-        train=_Images(train, image, label),
-        test=_Images(test, image, label),
+        train=_Images(train, image, label, train_name),
+        test=_Images(test, image, label, test_name),
         num_classes=num_classes,
         sizes={train_name: _sizes(train, image), test_name: _sizes(test, image)},
         name=name,

@@ -108,6 +108,9 @@ def test_bad_hugging_face_data_gets_an_error_naming_the_split_or_column(digits_d
     with pytest.raises(DatasetError, match="Column 'image' of split 'train' holds images of mixed.*12x12, 16x16"):
         load_data(datasets.DatasetDict(train=mixed, test=test))
     assert load_data(datasets.DatasetDict(train=mixed, test=test), image_size=16).image_size == 16
+    bright = datasets.Dataset.from_dict({"image": [np.full((8, 8), 300)] * 4, "label": [0, 1, 0, 1]})  # not 8-bit
+    with pytest.raises(DatasetError, match="Column 'image' of split 'test' holds pixels outside \\[0, 255\\]"):
+        next(iter(load_data((bright, bright)).test))
 
 
 def test_without_datasets_installed_the_error_names_the_extra(monkeypatch):
