@@ -15,6 +15,7 @@ from ._version import __version__
 from .adapters import get_adapter, list_adapters
 from .api import robustify
 from .config import AttackConfig, PruneConfig, RobustifyConfig, TrainConfig
+from .env_info import show_versions
 from .evaluation import evaluate
 from .export import export_onnx
 from .hub import from_pretrained, push_folder, push_to_hub, save_pretrained
@@ -47,4 +48,5 @@ __all__ = [
     "push_to_hub",
     "robustify",
     "save_pretrained",
+    "show_versions",
 ]

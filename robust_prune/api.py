@@ -23,6 +23,7 @@ from .config import AttackConfig, RobustifyConfig
 from .data import DataBundle, load_data
 from .distributed import is_main_process
 from .errors import ModelAdaptationError
+from .hf_datasets import HFSplits, default_side, hf_splits, is_hf_data
 from .methods import dense, get_method, iwi, lottery, prune  # noqa: F401 - each method module registers itself
 from .models import NormalizedModel, adapt_model, create_model
 from .options import DATA_OPTIONS, build_config
@@ -48,6 +49,8 @@ def prepare(
     num_workers: int = 0,
     pin_memory: bool | None = None,
     train_subset: int | None = None,
+    image_column: str | None = None,
+    label_column: str | None = None,
 ) -> tuple[NormalizedModel, DataBundle]:
     """Fit a timm model (or model name) to the data: classes, channels and input size; wrap it for pixel space.
 
@@ -55,6 +58,8 @@ def prepare(
     the model's pretrained input size; a model with a fixed input size at that size), the training split augmented
     unless ``augment=False`` (:mod:`robust_prune.transforms`); ``num_workers``/``pin_memory`` go to the DataLoaders;
     ``train_subset`` trains on a seeded subset of that many images.
+    Hugging Face data (:mod:`robust_prune.hf_datasets`, columns ``image_column``/``label_column``) is read once, at
+    its images' own size.
 
     Example:
         >>> model, bundle = prepare("resnet10t", "digits")
@@ -62,6 +67,8 @@ def prepare(
         (10, 10)
     """
     check_image_size(image_size)
+    if is_hf_data(data):  # read (for hf:, download) once: for the probe and the run
+        data = hf_splits(data, image_column=image_column, label_column=label_column)
     if isinstance(model, str):
         model = create_model(model, num_classes=_num_classes(data, data_dir, download, batch_size, seed))
     if not isinstance(model, nn.Module):
@@ -70,9 +77,8 @@ def prepare(
             "Example: robustify(timm.create_model('resnet18', num_classes=10))."
         )
     adapter = get_adapter(model)
-    size = resolve_image_size(
-        data, image_size, fixed=adapter.fixed_input_size(model), pretrained=adapter.pretrained_input_size(model)
-    )
+    default = default_side(data, image_size, adapter.pretrained_input_size(model))
+    size = resolve_image_size(data, image_size, fixed=adapter.fixed_input_size(model), pretrained=default)
     bundle = load_data(
         data,
         image_size=size,
@@ -158,6 +164,8 @@ def robustify(
     num_workers: int = 0,
     pin_memory: bool | None = None,
     train_subset: int | None = None,
+    image_column: str | None = None,
+    label_column: str | None = None,
     progress: bool = True,
     run_dir: str | os.PathLike[str] | None = None,
     resume: str | os.PathLike[str] | bool | None = None,
@@ -172,8 +180,9 @@ def robustify(
     Args:
         model: a timm model (or a timm model name); its classifier is fitted to the data. Methods change it in
             place; the result's ``model`` wraps it (normalisation inside).
-        data: ``None`` (embedded digits), a dataset name, an image folder or ``(train, test)`` loaders (which
-            carry no attack budget: pass ``attack=``/``eps=`` or ``eval_eps=``).
+        data: ``None`` (embedded digits), a dataset name, an image folder, ``(train, test)`` loaders (which
+            carry no attack budget: pass ``attack=``/``eps=`` or ``eval_eps=``), or Hugging Face data: a
+            ``DatasetDict``, a ``(train, test)`` pair of ``datasets.Dataset`` or ``"hf:REPO[:CONFIG]"``.
         method: ``"dense"``, ``"prune"`` (default), ``"lottery"`` or ``"iwi"``
             (:func:`robust_prune.methods.list_methods`).
         sparsity, structure, importance, scope, prune_first_layer, prune_classifier, round_to, attention: what to
@@ -204,6 +213,7 @@ def robustify(
             process under torchrun: N processes train at a global batch of N x batch_size).
         image_size, augment, num_workers, pin_memory, train_subset: how the data is read (:func:`prepare`; recorded
             in the result's data spec).
+        image_column, label_column: Hugging Face data's image and label columns (default: found by name).
         progress: show progress bars (on the main process only).
         run_dir: checkpoint every stage into this folder (see :mod:`robust_prune.runner`).
         resume: a run directory (or True with ``run_dir``) to continue from its last checkpoint; the
@@ -220,7 +230,10 @@ def robustify(
         >>> print(result.report)  # doctest: +SKIP
     """
     options = {k: v for k, v in locals().items() if k not in _NOT_CONFIG}
+    if is_hf_data(data):  # read once; its name goes into the config
+        data = hf_splits(data, image_column=image_column, label_column=label_column)
     data_name = "digits" if data is None else str(data) if isinstance(data, (str, os.PathLike)) else "loaders"
+    data_name = data.name if isinstance(data, HFSplits) else data_name
     config = build_config(config=options.pop("config"), data=data_name, **options)
     for stage in (config.pretrain, config.finetune, config.grow_train):  # before anything is read or written
         check_precision(stage, distributed.device())
@@ -231,6 +244,7 @@ def robustify(
         model, data, data_dir=data_dir, download=download, batch_size=batch_size, seed=config.seed,
         image_size=image_size, augment=augment, num_workers=num_workers, pin_memory=pin_memory,
         train_subset=train_subset,
+        image_column=image_column, label_column=label_column,
     )  # fmt: skip
     config.budgets(bundle.default_eps)  # refuse a run without an attack budget before anything is written
     if config.method != "dense" and config.prune.structure == "channel":

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from .errors import DatasetError
 
-__all__ = ["DatasetInfo", "DATASETS", "dataset_info", "named_datasets", "IDX_FILES", "system_dataset_dir"]
+__all__ = ["DatasetInfo", "DATASETS", "dataset_info", "named_datasets", "dataset_by_hub_id", "IDX_FILES",
+           "system_dataset_dir"]
 
 # The four files of the MNIST family, as their authors publish them (each may also be gzip-compressed, ``.gz``).
 IDX_FILES = {
@@ -61,6 +62,7 @@ class DatasetInfo:
         files: the file names of its official distribution (the IDX files of the MNIST family), if read directly.
         hub_id, pretty_name: how model cards name it (``datasets:`` metadata and text).
         embedded: shipped with a dependency (nothing to download).
+        kind_of_data: not a dataset one names but a kind of data (an image folder, Hugging Face data).
     """
 
     name: str
@@ -74,6 +76,7 @@ class DatasetInfo:
     hub_id: str | None = None
     pretty_name: str | None = None
     embedded: bool = False
+    kind_of_data: bool = False
 
     @property
     def reads_idx(self) -> bool:
@@ -95,8 +98,12 @@ DATASETS: dict[str, DatasetInfo] = {
         DatasetInfo("cifar100", 32, 3, 100, 8 / 255, "crop-flip", "CIFAR100", hub_id="uoft-cs/cifar100",
                     pretty_name="CIFAR-100"),
         DatasetInfo("svhn", 32, 3, 10, 8 / 255, "crop-flip", "SVHN", hub_id="ufldl-stanford/svhn", pretty_name="SVHN"),
-        # not a named dataset but a kind of data: a folder of class sub-folders
-        DatasetInfo("imagefolder", None, None, None, 4 / 255, "resized-crop-flip"),
+        # kinds of data, not named datasets: a folder of class sub-folders; Hugging Face data that is none of the
+        # datasets above (``hf:REPO`` or objects; "datasets" names a DatasetDict built in memory)
+        DatasetInfo("imagefolder", None, None, None, 4 / 255, "resized-crop-flip", kind_of_data=True),
+        DatasetInfo("hf", None, None, None, 8 / 255, "crop-flip", kind_of_data=True),
+        DatasetInfo("datasets", None, None, None, 8 / 255, "crop-flip", hub_id="datasets",
+                    pretty_name="a local Hugging Face DatasetDict", kind_of_data=True),
     )
 }  # fmt: skip
 
@@ -108,7 +115,7 @@ def named_datasets() -> tuple[str, ...]:
         >>> named_datasets()[:3]
         ('digits', 'mnist', 'fashion-mnist')
     """
-    return tuple(name for name in DATASETS if name != "imagefolder")
+    return tuple(name for name, info in DATASETS.items() if not info.kind_of_data)
 
 
 def dataset_info(name: str) -> DatasetInfo:
@@ -123,3 +130,13 @@ def dataset_info(name: str) -> DatasetInfo:
             "or a (train_loader, test_loader) pair."
         )
     return DATASETS[name]
+
+
+def dataset_by_hub_id(repo_id: str) -> str | None:
+    """The name of the declared dataset a Hub dataset repository holds (for its eps and augmentation), else None.
+
+    Example:
+        >>> dataset_by_hub_id("uoft-cs/cifar10"), dataset_by_hub_id("someone/else")
+        ('cifar10', None)
+    """
+    return next((name for name in named_datasets() if DATASETS[name].hub_id == repo_id), None)

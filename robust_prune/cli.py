@@ -1,4 +1,4 @@
-"""The ``robust-prune`` command line: ``robustify``, ``evaluate`` and ``grow``.
+"""The ``robust-prune`` command line: ``robustify``, ``evaluate``, ``push``, ``grow``, ``export`` and ``env``.
 
 Examples:
     robust-prune robustify                       # resnet18 on the embedded digits, prune 50% of channels
@@ -7,6 +7,7 @@ Examples:
     robust-prune push runs/resnet18-digits-prune --repo-id me/resnet18-digits-robust --private
     robust-prune evaluate hf://me/resnet18-digits-robust --n 200
     robust-prune grow runs/resnet18-digits-prune --out runs/resnet18-grown
+    robust-prune env                             # versions, devices and known problems, for a bug report
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def _robustify_args(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("robustify", help="adversarially train, prune and evaluate a timm model",
                        description=f"Methods - {methods}.")  # fmt: skip
     p.add_argument("--model", default="resnet18", help="timm model name (default: resnet18)")
-    p.add_argument("--dataset", default="digits", help=f"{_dataset_names()}, or an image folder (default: digits)")
+    p.add_argument("--dataset", default="digits", help=f"{_dataset_names()}, an image folder, or hf:REPO[:CONFIG] "
+                   "(Hugging Face datasets) (default: digits)")
     p.add_argument("--data-dir", default=None, help=_DATA_DIR_HELP)
     p.add_argument("--download", action="store_true", help="download the dataset into --data-dir if missing")
     for option in OPTIONS:
@@ -155,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     _push_args(sub)
     _grow_args(sub)
     _export_args(sub)
+    sub.add_parser("env", help="print versions, devices and known problems of this environment (for a bug report)")
     return parser
 
 
@@ -204,6 +207,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         sanity=not args.no_sanity,
         data_dir=data_dir,
         image_size=image_size,
+        image_column=args.image_column or (spec.get("hf") or {}).get("image_column"),
+        label_column=args.label_column or (spec.get("hf") or {}).get("label_column"),
     )
     print(report)
     if args.diagnostics:
@@ -219,14 +224,16 @@ def _evaluation_data(args: argparse.Namespace, spec: dict[str, Any]) -> tuple[st
     """The data ``evaluate DIR`` reads: the flags, else the saved model's data spec (its dataset, folder and size).
 
     An image folder is recorded as its path (``source``); a model trained on a user's loaders has no dataset to
-    read back and is evaluated on the embedded digits unless ``--dataset`` names one.
+    read back (nor has one built in memory from Hugging Face ``datasets``) and is evaluated on the embedded digits
+    unless ``--dataset`` names one; ``hf:REPO`` data is loaded again from the Hub.
     """
     name = spec.get("name")
     saved = spec.get("source") if name == "imagefolder" else name
-    data = args.dataset or (saved if saved not in (None, "loaders") else "digits")
+    data = args.dataset or (saved if saved not in (None, "loaders", "datasets") else "digits")
     same = args.dataset is None or args.dataset == saved
     data_dir = args.data_dir or (spec.get("source") if same and name != "imagefolder" else None)
-    image_size = args.image_size or (spec.get("image_size") if same and name not in (None, "loaders") else None)
+    readable = name not in (None, "loaders", "datasets")  # "datasets": a DatasetDict built in memory
+    image_size = args.image_size or (spec.get("image_size") if same and readable else None)
     return data, data_dir, image_size
 
 
@@ -263,6 +270,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_env(args: argparse.Namespace) -> int:
+    from .env_info import show_versions
+
+    show_versions()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``robust-prune`` command."""
     parser = build_parser()
@@ -271,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     commands = {"robustify": _cmd_robustify, "evaluate": _cmd_evaluate, "push": _cmd_push, "grow": _cmd_grow,
-                "export": _cmd_export}
+                "export": _cmd_export, "env": _cmd_env}
     try:
         return commands[args.command](args)
     except RobustPruneError as exc:

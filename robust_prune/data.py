@@ -275,13 +275,17 @@ def load_data(
     augment: bool = True,
     pin_memory: bool | None = None,
     train_subset: int | None = None,
+    image_column: str | None = None,
+    label_column: str | None = None,
 ) -> DataBundle:
     """Load a dataset as [0, 1] images of ``channels`` x ``image_size`` x ``image_size``.
 
     Args:
         data: ``None`` or ``"digits"`` (embedded), a dataset name (``"mnist"``, ``"fashion-mnist"``,
-            ``"cifar10"``, ``"cifar100"``, ``"svhn"``: :mod:`robust_prune.catalog`), a path to an image folder, or
-            ``(train, test)`` loaders.
+            ``"cifar10"``, ``"cifar100"``, ``"svhn"``: :mod:`robust_prune.catalog`), a path to an image folder,
+            ``(train, test)`` loaders, or
+            Hugging Face data: a ``DatasetDict``, a ``(train, test)`` pair of ``datasets.Dataset`` or
+            ``"hf:REPO[:CONFIG]"`` (:mod:`robust_prune.hf_datasets`).
         image_size: the side images are resized to (None: the dataset's native resolution, 32 for an image
             folder; :func:`robust_prune.api.prepare` picks the model's input size for folders).
         channels: what the model takes; channels are matched.
@@ -296,6 +300,7 @@ def load_data(
         augment: augment the training split (:mod:`robust_prune.transforms`: crop + flip for CIFAR/SVHN,
             RandomResizedCrop + flip for image folders, nothing for digits/MNIST).
         train_subset: train on this many images of the training split (a seeded random subset; None: all).
+        image_column, label_column: Hugging Face data's columns (None: ``image``/``img``, ``label``/``labels``).
 
     Raises:
         DatasetError, DatasetNotFoundError: unknown name, missing folder or file, empty data, wrong image shape.
@@ -305,6 +310,12 @@ def load_data(
     """
     if isinstance(data, DataBundle):
         return data
+    from .hf_datasets import is_hf_data, load_hf_data  # issue 24 (here: hf_datasets builds on this module)
+
+    if is_hf_data(data):  # before the pair case: a (train, test) pair of datasets.Dataset is one too
+        return load_hf_data(data, image_size=image_size, channels=channels, batch_size=batch_size, seed=seed,
+                            num_workers=num_workers, augment=augment, pin_memory=pin_memory,
+                            image_column=image_column, label_column=label_column)  # fmt: skip
     if isinstance(data, (tuple, list)):
         if len(data) != 2 or not all(isinstance(d, DataLoader) for d in data):
             raise DatasetError("Pass data as a (train_loader, test_loader) pair of torch DataLoaders.")

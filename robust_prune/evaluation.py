@@ -33,6 +33,7 @@ from .config import AttackConfig
 from .data import DataBundle, check_finite, first_n, load_data
 from .distributed import gather_objects, merge_shards, model_device, shard_mask
 from .errors import ConfigError
+from .hf_datasets import default_side, hf_splits, is_hf_data
 from .measure import channel_ratio, count_macs_params, emptied_layers, measure_latency, weight_sparsity
 from .models import eval_mode
 from .report import AttackResult, RobustnessReport, wilson_interval
@@ -49,6 +50,8 @@ def evaluation_loader(
     batch_size: int = 128,
     data_dir: str | os.PathLike[str] | None = None,
     image_size: int | None = None,
+    image_column: str | None = None,
+    label_column: str | None = None,
 ) -> tuple[DataLoader, str, float | None]:
     """The test loader of ``data`` (a name, a ``DataBundle``, a ``DataLoader`` or None) fitted to ``model``,
     with the data's name and default L-inf eps (None for a user's loader: it carries no budget).
@@ -60,10 +63,12 @@ def evaluation_loader(
     if isinstance(data, DataBundle):
         return data.test, data.name, data.default_eps
     adapter = get_adapter(model, warn=False)
+    if is_hf_data(data):
+        data = hf_splits(data, image_column=image_column, label_column=label_column)
     bundle = load_data(
         data,
         image_size=resolve_image_size(data, image_size, fixed=adapter.fixed_input_size(model),
-                                      pretrained=adapter.pretrained_input_size(model)),
+                                      pretrained=default_side(data, image_size, adapter.pretrained_input_size(model))),
         channels=adapter.in_chans(model),
         batch_size=batch_size,
         data_dir=data_dir,
@@ -159,6 +164,8 @@ def evaluate(
     sanity_n: int = 32,
     data_dir: str | os.PathLike[str] | None = None,
     image_size: int | None = None,
+    image_column: str | None = None,
+    label_column: str | None = None,
     device: str | torch.device | None = None,
 ) -> RobustnessReport:
     """Measure clean and adversarial accuracy, size, latency and sparsity of ``model``.
@@ -170,7 +177,8 @@ def evaluate(
 
     Args:
         model: a pixel-space model (normalisation inside), e.g. ``RobustifyResult.model``.
-        data: a dataset name, a ``DataBundle``, a test ``DataLoader`` or None (the embedded digits).
+        data: a dataset name, a ``DataBundle``, a test ``DataLoader``, Hugging Face data (a ``DatasetDict``, a
+            ``(train, test)`` pair of ``datasets.Dataset``, ``"hf:REPO[:CONFIG]"``) or None (the embedded digits).
         attacks: attack names from ``ATTACK_NAMES``.
         eps: the budget in pixel units; the dataset's default when None (required for a user's DataLoader).
         norm, steps, restarts: the threat model of gradient attacks (PGD, FGSM, APGD).
@@ -184,6 +192,7 @@ def evaluate(
         data_dir: the local folder of a named torchvision dataset (``"cifar10"``...).
         image_size: the evaluated resolution (default: the dataset's own; an image folder at the model's input
             size). A model saved by robustify is evaluated by ``robust-prune evaluate`` at the size it trained at.
+        image_column, label_column: Hugging Face data's image and label columns (default: found by name).
         device: where to evaluate. None: the model's device, or CUDA when the model sits on the CPU and a GPU is
             present (the model is moved there).
 
@@ -196,6 +205,8 @@ def evaluate(
         raise ConfigError(f"evaluate() needs a torch.nn.Module, got {type(model).__name__}.")
     if isinstance(attacks, str) or not isinstance(attacks, (tuple, list)):
         raise ConfigError("attacks must be a sequence of attack names (or () for clean accuracy only).")
+    if is_hf_data(data):  # read once; its origin (repo, splits, fingerprints) goes into the report
+        data = hf_splits(data, image_column=image_column, label_column=label_column)
     loader, data_name, data_eps = evaluation_loader(
         data, model, batch_size=batch_size, data_dir=data_dir, image_size=image_size
     )
@@ -211,9 +222,12 @@ def evaluate(
     device = evaluation_device(model, device)
     model.to(device)
     with eval_mode(model):
-        return _evaluate(model, x_all, y_all, configs, device=device, batch_size=batch_size, seed=seed,
-                         norm=norm, eps=eps, steps=steps, restarts=restarts, data_name=data_name,
-                         latency=latency, progress=progress, sanity=sanity, sanity_n=sanity_n)  # fmt: skip
+        report = _evaluate(model, x_all, y_all, configs, device=device, batch_size=batch_size, seed=seed,
+                           norm=norm, eps=eps, steps=steps, restarts=restarts, data_name=data_name,
+                           latency=latency, progress=progress, sanity=sanity, sanity_n=sanity_n)  # fmt: skip
+    if getattr(data, "origin", None):  # Hugging Face data (HFSplits, HFDataBundle): name it down to the fingerprints
+        report.meta["hf"] = dict(data.origin)
+    return report
 
 
 def _evaluate(

@@ -55,7 +55,16 @@ def timm_loadable(config: dict[str, Any]) -> bool:
     return not record.get("history") and not record.get("module_attrs")
 
 
+def _hf_origin(config: dict[str, Any]) -> dict[str, Any]:
+    """The data spec's ``hf`` entry (Hugging Face data: repo id, config, splits, fingerprints), else {}."""
+    data = config.get("robust_prune", {}).get("data") or {}
+    return (data.get("hf") or {}) if isinstance(data, dict) else {}
+
+
 def _dataset(config: dict[str, Any], report: RobustnessReport | None) -> tuple[str, str]:
+    hf = _hf_origin(config)
+    if hf.get("repo_id"):
+        return str(hf["repo_id"]), str(hf["repo_id"]) + (f" ({hf['config']})" if hf.get("config") else "")
     data = config.get("robust_prune", {}).get("data") or {}
     name = data.get("name") if isinstance(data, dict) else None
     name = str(name or (report.meta.get("data") if report is not None else None) or "unknown")
@@ -69,13 +78,16 @@ def _attack_config(res: AttackResult) -> str:
     return f"{res.name} {res.norm} eps={res.eps:.6g} steps={res.steps} restarts={res.restarts}"
 
 
-def eval_results(report: RobustnessReport, dataset_id: str, dataset_name: str) -> list[EvalResult]:
-    """One ``EvalResult`` for clean accuracy and one per attack (threat model in the metric's name and config)."""
-    common = {"task_type": "image-classification", "dataset_type": dataset_id, "dataset_name": dataset_name}
+def eval_results(
+    report: RobustnessReport, dataset_id: str, dataset_name: str, *, split: str = "test", subset: str | None = None
+) -> list[EvalResult]:
+    """One ``EvalResult`` for clean accuracy and one per attack (threat model in the metric's name and config);
+    ``split`` and ``subset`` name the evaluated split and the dataset's config."""
+    common = {"task_type": "image-classification", "dataset_type": dataset_id, "dataset_name": dataset_name,
+              "dataset_split": split, "dataset_config": subset}  # fmt: skip
     results = [
         EvalResult(
             **common,
-            dataset_split="test",
             metric_type="accuracy",
             metric_name="clean accuracy",
             metric_value=float(report.clean_accuracy),
@@ -86,7 +98,6 @@ def eval_results(report: RobustnessReport, dataset_id: str, dataset_name: str) -
         results.append(
             EvalResult(
                 **common,
-                dataset_split="test",
                 metric_type="robust_accuracy",
                 metric_name=f"{name} robust accuracy ({res.threat_model()}, {res.steps} steps)",
                 metric_value=float(res.accuracy),
@@ -137,23 +148,41 @@ def _load_section(repo: str, timm_ok: bool, cfg: dict[str, Any]) -> list[str]:
     ]
     if timm_ok:
         lines += [
-            "No channel was removed, so timm loads it too. timm's model expects normalised inputs: apply the "
-            "mean/std of its `pretrained_cfg` (`timm.data.resolve_data_config` / `create_transform`), which "
-            "robust_prune does inside the model.",
+            "No channel was removed, so plain timm loads it too, with the same logits. timm's model expects "
+            "normalised inputs: apply the mean/std of its `pretrained_cfg` (what robust_prune does inside the "
+            "model; `timm.data.resolve_data_config` / `create_transform` build the same transform).",
             "",
             "```python",
             "import timm",
+            "import torch",
             "",
             f'model = timm.create_model("hf-hub:{repo}", pretrained=True).eval()',
+            'mean = torch.tensor(model.pretrained_cfg["mean"]).view(1, -1, 1, 1)',
+            'std = torch.tensor(model.pretrained_cfg["std"]).view(1, -1, 1, 1)',
+            f"pixels = torch.rand(1, {', '.join(str(s) for s in cfg.get('input_size', [3, 32, 32]))})  # in [0, 1]",
+            "logits = model((pixels - mean) / std)  # = rp.from_pretrained(...)(pixels)",
             "```",
         ]
     else:
         lines += [
-            "Channels were removed (structured pruning), so `timm.create_model(\"hf-hub:...\")` cannot load these "
-            "weights: robust_prune rebuilds the architecture from the timm name and the pruning record stored in "
-            "config.json, then loads the weights with `strict=True`.",
+            "**This model needs robust_prune** (`pip install robust-prune`). Channels were removed (structured "
+            "pruning), so plain `timm.create_model(\"hf-hub:...\", pretrained=True)` fails with a size-mismatch "
+            "error: config.json names the full-width timm architecture. robust_prune rebuilds the pruned "
+            "architecture from the timm name and the pruning record stored in config.json, then loads the weights "
+            "with `strict=True`.",
         ]
     return lines + [""]
+
+
+def _data_line(hf: dict[str, Any]) -> list[str]:
+    """Which Hugging Face data it was trained and evaluated on, down to the splits' fingerprints."""
+    if not hf:
+        return []
+    where = f"the Hub dataset `{hf['repo_id']}`" if hf.get("repo_id") else "a `datasets.DatasetDict` built locally"
+    config = f", config `{hf['config']}`" if hf.get("config") else ""
+    splits, prints = hf.get("splits", {}), hf.get("fingerprints", {})
+    parts = [f"{role} split `{splits.get(role)}` (fingerprint `{prints.get(role)}`)" for role in ("train", "test")]
+    return [f"Data: {where}{config}; {', '.join(parts)}.", ""]
 
 
 def metrics_verified(report: RobustnessReport) -> bool:
@@ -210,6 +239,7 @@ def build_model_card(
     arch = str(config.get("architecture"))
     method, structure = section.get("method", "dense"), section.get("structure", "none")
     dataset_id, dataset_name = _dataset(config, report)
+    hf = _hf_origin(config)
     timm_ok = timm_loadable(config)
     repo = repo_id or "REPO_ID"
     tags = ["robust_prune", "adversarial-robustness", "pruning", "image-classification", f"method-{method}"]
@@ -225,8 +255,9 @@ def build_model_card(
         base_model=base_model,
         pipeline_tag="image-classification",
         model_name=repo_id or f"{arch}-{dataset_id.split('/')[-1]}-{method}",
-        eval_results=eval_results(report, dataset_id, dataset_name) if verified else None,
-    )
+        eval_results=eval_results(report, dataset_id, dataset_name, split=hf.get("splits", {}).get("test", "test"),
+                                  subset=hf.get("config")) if verified else None,
+    )  # fmt: skip
     stats = record.get("stats", {})
     pruned = f", {structure}-level pruning to {float(section.get('sparsity', 0.0)):.0%}" if structure != "none" else ""
     body = [
@@ -236,6 +267,7 @@ def build_model_card(
         "",
         _provenance(base_model, license_),
         "",
+        *_data_line(hf),
         *_load_section(repo, timm_ok, config.get("pretrained_cfg", {})),
     ]
     if report is not None:

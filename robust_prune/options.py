@@ -153,6 +153,10 @@ DATA_OPTIONS: tuple[DataOption, ...] = (
     DataOption("pin_memory", bool, None, "pin host memory for faster GPU copies (default: when CUDA is present)"),
     DataOption("train_subset", int, None, "train on this many images of the training split, a seeded random subset "
                "(default: all; the data spec records the size)"),
+    DataOption("image_column", str, None, "Hugging Face data: the image column (default: image or img, else the "
+               "only Image column)", evaluate=True),
+    DataOption("label_column", str, None, "Hugging Face data: the label column (default: label or labels, else the "
+               "only ClassLabel column)", evaluate=True),
 )  # fmt: skip
 # --- end issue 16 ---
 _NESTED = {"pretrain": TrainConfig, "finetune": TrainConfig, "grow_train": TrainConfig, "prune": PruneConfig,

@@ -1,9 +1,10 @@
 """A small in-memory server that speaks enough of the Hugging Face Hub API for tests.
 
-It implements what ``huggingface_hub`` (2.x) sends for model repos when Xet is disabled: create a repo, validate a
-README's YAML, preupload (every file answered ``"regular"``, so its bytes travel base64 inside the commit), commit
-(NDJSON), repo info, tree listing, commit listing, ``/resolve`` (HEAD and GET), and ``whoami-v2``. Storage is a dict
-in memory; every commit keeps a full snapshot of the repo, so any commit sha is a valid revision.
+It implements what ``huggingface_hub`` (2.x) sends for model and dataset repos when Xet is disabled: create a repo,
+validate a README's YAML, preupload (every file answered ``"regular"``, so its bytes travel base64 inside the commit),
+commit (NDJSON), repo info, tree listing, commit listing, ``/resolve`` (HEAD and GET), and ``whoami-v2``. Storage is a
+dict in memory; every commit keeps a full snapshot of the repo, so any commit sha is a valid revision. Dataset repos are
+stored as ``"datasets/<owner>/<name>"`` and serve what ``datasets.load_dataset`` reads (repo info, tree, resolve).
 
 Only the standard library is used by the server itself; :func:`point_hub_client_at` imports ``huggingface_hub`` to
 redirect the real client to the server.
@@ -26,6 +27,7 @@ import json
 import os
 import re
 import secrets
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
@@ -42,6 +44,9 @@ GITATTRIBUTES = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n*.bin filte
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 _HEX_RE = re.compile(r"^[0-9a-f]{7,40}$")
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# Where each repo type lives in storage: model repos under their id, dataset repos under "datasets/<id>" (as on the Hub,
+# whose dataset URLs carry that prefix).
+_PREFIXES = {"models": "", "datasets": "datasets/"}
 
 
 def git_blob_sha1(data: bytes) -> str:
@@ -170,7 +175,7 @@ class HubServer:
 
     @property
     def repos(self) -> dict[str, dict[str, bytes]]:
-        """``{repo_id: {path: bytes}}`` at the head of ``main`` (a copy)."""
+        """``{repo_id: {path: bytes}}`` at the head of ``main`` (a copy); dataset repos as ``"datasets/<repo_id>"``."""
         with self._lock:
             return {rid: dict(self._resolve(repo, "main").files) for rid, repo in self._repos.items()}
 
@@ -264,6 +269,8 @@ class HubServer:
                 return self._handle_api(method, seg[1:], query, headers, body)
             if len(seg) >= 5 and seg[2] == "resolve" and method in ("GET", "HEAD"):
                 return self._resolve_file(f"{seg[0]}/{seg[1]}", seg[3], "/".join(seg[4:]), headers)
+            if seg[0] == "datasets" and len(seg) >= 6 and seg[3] == "resolve" and method in ("GET", "HEAD"):
+                return self._resolve_file(f"datasets/{seg[1]}/{seg[2]}", seg[4], "/".join(seg[5:]), headers)
         raise HubError(404, f"Not found: {method} {path}")
 
     def _handle_api(
@@ -279,9 +286,9 @@ class HubServer:
             return self._delete_repo(json.loads(body or b"{}"), headers)
         if seg == ["validate-yaml"] and method == "POST":
             return self._validate_yaml(json.loads(body or b"{}"))
-        if len(seg) < 3 or seg[0] != "models":
+        if len(seg) < 3 or seg[0] not in _PREFIXES:
             raise HubError(404, f"Not found: /api/{'/'.join(seg)}")
-        repo_id, rest = f"{seg[1]}/{seg[2]}", seg[3:]
+        repo_id, rest = f"{_PREFIXES[seg[0]]}{seg[1]}/{seg[2]}", seg[3:]
         if method == "GET" and not rest:
             return self._info(repo_id, "main", headers)
         if method == "GET" and len(rest) == 2 and rest[0] == "revision":
@@ -301,12 +308,12 @@ class HubServer:
 
     def _create_repo(self, payload: dict[str, Any], headers: Mapping[str, str]) -> _Response:
         self._require_write(headers)
-        if payload.get("type") not in (None, "model"):
-            raise HubError(400, "This test server only hosts model repos")
+        if payload.get("type") not in (None, "model", "dataset"):
+            raise HubError(400, "This test server hosts model and dataset repos only")
         name, namespace = payload.get("name", ""), payload.get("organization") or self.username
         if not (_NAME_RE.match(name) and _NAME_RE.match(namespace)):
             raise HubError(400, f"Invalid repo name: {namespace}/{name}")
-        repo_id = f"{namespace}/{name}"
+        repo_id = ("datasets/" if payload.get("type") == "dataset" else "") + f"{namespace}/{name}"
         url = f"{self.url}/{repo_id}"
         if repo_id in self._repos:
             return _json(409, {"error": "You already created this model repo", "url": url})
@@ -644,6 +651,18 @@ def point_hub_client_at(
         }
         stack.enter_context(_patched(constants, constant_values))
         stack.enter_context(_patched(hf_api.api, {"endpoint": url}))
+        datasets_config = sys.modules.get("datasets.config")  # `datasets` also reads its settings once, at import
+        if datasets_config is not None:
+            stack.enter_context(_patched(datasets_config, {
+                "HF_ENDPOINT": url,
+                "HUB_DATASETS_URL": url + "/datasets/{repo_id}/resolve/{revision}/{path}",
+                "HF_HUB_OFFLINE": False,
+                "HF_DATASETS_OFFLINE": False,
+                "HF_DATASETS_CACHE": home_path / "datasets",
+                "HF_MODULES_CACHE": home_path / "modules",
+                "DOWNLOADED_DATASETS_PATH": home_path / "datasets" / "downloads",
+                "EXTRACTED_DATASETS_PATH": home_path / "datasets" / "downloads" / "extracted",
+            }))  # fmt: skip
         close_session()
         stack.callback(close_session)
         yield home_path

@@ -71,19 +71,28 @@ def test_round_trip_exact(hub_server: HubServer, results: dict[str, RobustifyRes
 def test_timm_loads_unchanged_architectures(
     hub_server: HubServer, results: dict[str, RobustifyResult], kind: str
 ) -> None:
+    """The promise of the card's "How to load": plain timm gives exactly robust_prune's logits (dense, weight-pruned,
+    grown), on inputs normalised with the pretrained_cfg's mean/std as the card shows."""
     result = results[kind]
     result.push_to_hub(f"test-user/{kind}")
     model = timm.create_model(f"hf-hub:test-user/{kind}", pretrained=True).eval()
     cfg = model.pretrained_cfg
     mean, std = torch.tensor(cfg["mean"]).view(1, -1, 1, 1), torch.tensor(cfg["std"]).view(1, -1, 1, 1)
+    inner = rp.from_pretrained(f"test-user/{kind}").model.eval()
+    assert type(inner) is type(model)
     with torch.no_grad():
+        assert torch.equal(model((X - mean) / std), inner((X - mean) / std))
         assert torch.equal(model((X - mean) / std), result.model(X))
+    card = hub_server.repos[f"test-user/{kind}"]["README.md"].decode()
+    assert 'mean = torch.tensor(model.pretrained_cfg["mean"])' in card and "needs robust_prune" not in card
 
 
 def test_channel_pruned_is_refused_by_timm(hub_server: HubServer, results: dict[str, RobustifyResult]) -> None:
     results["channel"].push_to_hub("test-user/channel")
     with pytest.raises(RuntimeError, match="size mismatch"):
         timm.create_model("hf-hub:test-user/channel", pretrained=True)
+    card = hub_server.repos["test-user/channel"]["README.md"].decode()
+    assert "**This model needs robust_prune**" in card and "fails with a size-mismatch error" in card
 
 
 def test_load_path_never_unpickles(
