@@ -89,13 +89,11 @@ def check_pgd_monotone(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attac
     """PGD with ``attack.steps`` is not weaker than with half the steps, nor with 2 restarts than with 1."""
     base = dataclasses.replace(attack, name="pgd", step_size=None, restarts=1)
     few = dataclasses.replace(base, steps=max(1, base.steps // 2))
-    counts = {
-        f"{few.steps} steps": _robust_count(model, x, y, few),
-        f"{base.steps} steps": _robust_count(model, x, y, base),
-        f"{base.steps} steps x 2 restarts": _robust_count(model, x, y, dataclasses.replace(base, restarts=2)),
-    }
+    efforts = {f"{few.steps} steps": few, f"{base.steps} steps": base,  # one entry when steps=1 (half is 1 too)
+               f"{base.steps} steps x 2 restarts": dataclasses.replace(base, restarts=2)}  # fmt: skip
+    counts = {name: _robust_count(model, x, y, config) for name, config in efforts.items()}
     n, names = len(y), list(counts)
-    pairs = [(names[0], names[1]), (names[1], names[2])]
+    pairs = list(zip(names, names[1:]))
     rises = [(a, b) for a, b in pairs if counts[b] > counts[a] + sampling_slack(counts[a], n)]
     detail = f"robust points out of {n}: " + ", ".join(f"{k}: {v}" for k, v in counts.items())
     if rises:

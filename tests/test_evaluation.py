@@ -87,6 +87,28 @@ def test_autoattack_reference_budget_is_at_most_pgd_and_sanity_passes() -> None:
     assert report.robust_accuracy["worst-case"] <= min(aa.accuracy, pgd.accuracy)
 
 
+def test_the_autoattack_cascade_agrees_with_the_authors_code_on_the_same_points() -> None:
+    pytest.importorskip("pyautoattack", reason="the authors' AutoAttack comes with the test extra")
+    from benchmarks._reference_aa import reference_autoattack
+
+    model, _ = adversarially_trained()
+    x, y = digits_points(24)
+    report = evaluate(model, DataLoader(TensorDataset(x, y), batch_size=24), attacks=("autoattack",), eps=EPS,
+                      latency=False, progress=False, sanity=False)  # fmt: skip
+    ours = report.attacks["autoattack"].correct
+    theirs = round(reference_autoattack(model, x, y, eps=EPS, seed=0)["autoattack_reference"] * 24)
+    clean = int((model(x).argmax(1) == y).sum())
+    assert 0 < theirs < clean, "a model with some robust points, some broken ones: the comparison can tell"
+    assert abs(ours - theirs) <= 2, f"library {ours}/24 vs reference {theirs}/24 on the same points"
+
+
+def test_one_pgd_step_still_runs_the_more_effort_check() -> None:
+    model, _ = adversarially_trained()
+    report = evaluate(model, _loader(16), attacks=("pgd",), eps=EPS, steps=1, latency=False, progress=False)
+    monotone = next(c for c in report.sanity if c["name"] == "pgd more steps/restarts")
+    assert "1 steps:" in monotone["detail"] and "1 steps x 2 restarts:" in monotone["detail"]
+
+
 def test_gradient_masking_fails_the_checks_loudly() -> None:
     model, _ = adversarially_trained()
     masked = Quantised(model).eval()
