@@ -18,7 +18,10 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -37,7 +40,10 @@ __all__ = [
     "device",
     "gather_objects",
     "model_device",
+    "main_process_only",
 ]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def is_distributed() -> bool:
@@ -66,6 +72,31 @@ def is_main_process() -> bool:
         True
     """
     return rank() == 0
+
+
+def main_process_only(elsewhere: Callable[..., Any]) -> Callable[[F], F]:
+    """Run the decorated function on the main process only; the other processes return ``elsewhere(*args,
+    **kwargs)`` instead (what the caller gets back without the side effect). The one guard of every entry point
+    that writes or publishes, so that N processes never write the same folder.
+
+    Example:
+        >>> @main_process_only(lambda path: None)
+        ... def write(path):
+        ...     return f"wrote {path}"
+        >>> write("out")   # one process: the main one
+        'wrote out'
+    """
+
+    def decorate(function: F) -> F:
+        @functools.wraps(function)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if not is_main_process():
+                return elsewhere(*args, **kwargs)
+            return function(*args, **kwargs)
+
+        return guarded  # type: ignore[return-value]
+
+    return decorate
 
 
 def shard_mask(total: int) -> torch.Tensor:
