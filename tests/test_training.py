@@ -82,5 +82,8 @@ def test_fp16_attack_gradients_do_not_underflow():
     zeros = {name: float((g == 0).float().mean()) for name, g in [("fp32", fp32), ("plain", plain), ("scaled", scaled)]}
     assert zeros["plain"] > 0.002, zeros  # the underflow is real here, so the test can tell the difference
     assert zeros["scaled"] < zeros["plain"] / 10, zeros
-    agree = {name: float((g.sign() == fp32.sign()).float().mean()) for name, g in [("plain", plain), ("scaled", scaled)]}
+    agree = {
+        name: float((g.sign() == fp32.sign()).float().mean())
+        for name, g in (("plain", plain), ("scaled", scaled))
+    }
     assert agree["scaled"] > agree["plain"], agree
