@@ -370,7 +370,9 @@ def train(
                     bar.set_postfix(loss=f"{sums[0] / max(images, 1):.3f}", clean=f"{sums[1] / max(sums[3], 1):.3f}",
                                     adv=f"{sums[2] / max(images, 1):.3f}")  # fmt: skip
         _raise_if_diverged(first_bad, stage=stage, epoch=epoch, lr=lr, eps=attack.eps)
-        bad = [name for name, t in plain.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+        floats = {name: t for name, t in plain.state_dict().items() if t.is_floating_point()}
+        finite = torch.stack([torch.isfinite(t).all() for t in floats.values()]).tolist()  # one host read
+        bad = [name for name, ok in zip(floats, finite) if not ok]
         if bad:  # checked before the epoch is checkpointed, so the last checkpoint stays a good one
             raise TrainingDivergedError(
                 f"{stage}: the weights became NaN or infinite during epoch {epoch + 1} (batch {step + 1} was the "

@@ -87,3 +87,39 @@ def test_fp16_attack_gradients_do_not_underflow():
         for name, g in (("plain", plain), ("scaled", scaled))
     }
     assert agree["scaled"] > agree["plain"], agree
+
+
+# Tensor methods that copy a value to the host: on CUDA each one waits for the GPU to finish.
+_HOST_SYNCS = ("item", "tolist", "cpu", "numpy", "__bool__", "__int__", "__float__")
+
+
+@pytest.mark.parametrize("objective", ["pgd-at", "trades"])
+def test_no_host_sync_per_training_step(objective, tiny_bundle, monkeypatch):
+    """The number of host reads in an epoch does not grow with its steps (with the progress read, every
+    PROGRESS_EVERY steps, moved past the end): a per-step ``.item()`` / ``.cpu()`` / ``bool(tensor)`` fails this."""
+    from torch.utils.data import DataLoader, Subset
+
+    from robust_prune import training
+
+    counts: dict[str, int] = {}
+    for name in _HOST_SYNCS:
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, _name=name, **kwargs):
+            counts[_name] = counts.get(_name, 0) + 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    monkeypatch.setattr(training, "PROGRESS_EVERY", 10**6)
+    config = TrainConfig(epochs=1, objective=objective, attack=AttackConfig(eps=0.1, steps=1))
+    dataset = tiny_bundle.train.dataset
+
+    def syncs(batches: int) -> dict[str, int]:
+        counts.clear()
+        loader = DataLoader(Subset(dataset, range(8 * batches)), batch_size=8)
+        train(_model(), loader, config=config, progress=False)
+        return dict(counts)
+
+    few, many = syncs(2), syncs(6)
+    assert sum(few.values()) > 0, "nothing was counted: the patch does not see the loop's reads"
+    assert many == few, f"host reads grow with the steps: 2 steps {few}, 6 steps {many}"
