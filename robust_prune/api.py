@@ -20,6 +20,7 @@ from robust_prune.adapters import get_adapter
 from . import distributed
 from .config import AttackConfig, RobustifyConfig
 from .data import DataBundle, load_data
+from .determinism import deterministic as deterministic_algorithms
 from .distributed import is_main_process
 from .errors import ModelAdaptationError
 from .methods import dense, get_method, iwi, lottery, prune  # noqa: F401 - each method module registers itself
@@ -137,6 +138,7 @@ def robustify(
     eval_steps: int | None = None,
     eval_n: int | None = None,
     seed: int | None = None,
+    deterministic: bool | None = None,
     config: RobustifyConfig | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     download: bool = False,
@@ -186,6 +188,8 @@ def robustify(
         eval_attacks, eval_eps, eval_steps, eval_n: the report's attacks (PGD), L-inf budget (the training
             attack's L-inf eps when set, else the dataset's), PGD steps (20) and test points (all).
         seed: makes the whole run deterministic on one machine.
+        deterministic: bit-exact CUDA runs through PyTorch's deterministic algorithms, at a cost in speed
+            (:mod:`robust_prune.determinism`); without it a seeded CUDA run is reproducible only up to the last bits.
         config: a full :class:`RobustifyConfig` instead of the options above (giving both is an error).
         data_dir, download, batch_size: where torchvision datasets live, whether to fetch them, batch size (per
             process under torchrun: N processes train at a global batch of N x batch_size).
@@ -211,19 +215,20 @@ def robustify(
     config = build_config(config=options.pop("config"), data=data_name, **options)
     for stage in (config.pretrain, config.finetune, config.grow_train):  # before anything is read or written
         check_precision(stage, distributed.device())
-    torch.manual_seed(config.seed)
-    if data is None and config.data != "digits":
-        data = config.data
-    net, bundle = prepare(
-        model, data, data_dir=data_dir, download=download, batch_size=batch_size, seed=config.seed,
-        image_size=image_size, augment=augment, num_workers=num_workers, pin_memory=pin_memory,
-    )  # fmt: skip
-    config.budgets(bundle.default_eps)  # refuse a run without an attack budget before anything is written
-    if config.method != "dense" and config.prune.structure == "channel":
-        _refuse_unprunable(net, config, bundle)
-    runner = StageRunner(open_run_directory(run_dir, resume, config, net, bundle, overwrite=overwrite))
-    progress = progress and is_main_process()  # one set of progress bars under torchrun
-    return get_method(config.method).run(net, bundle, config, runner=runner, progress=progress)
+    with deterministic_algorithms(config.deterministic):  # from the first CUDA call: cuBLAS reads it at its start
+        torch.manual_seed(config.seed)
+        if data is None and config.data != "digits":
+            data = config.data
+        net, bundle = prepare(
+            model, data, data_dir=data_dir, download=download, batch_size=batch_size, seed=config.seed,
+            image_size=image_size, augment=augment, num_workers=num_workers, pin_memory=pin_memory,
+        )  # fmt: skip
+        config.budgets(bundle.default_eps)  # refuse a run without an attack budget before anything is written
+        if config.method != "dense" and config.prune.structure == "channel":
+            _refuse_unprunable(net, config, bundle)
+        runner = StageRunner(open_run_directory(run_dir, resume, config, net, bundle, overwrite=overwrite))
+        progress = progress and is_main_process()  # one set of progress bars under torchrun
+        return get_method(config.method).run(net, bundle, config, runner=runner, progress=progress)
 
 
 def _refuse_unprunable(net: NormalizedModel, config: RobustifyConfig, bundle: DataBundle) -> None:

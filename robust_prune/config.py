@@ -335,7 +335,10 @@ class RobustifyConfig(_JsonConfig):
     Args:
         method: a registered method (:func:`robust_prune.methods.list_methods`).
         data: the data's name (``"digits"``, a torchvision name, an image folder, or ``"loaders"``).
-        seed: makes the whole run deterministic on one machine.
+        seed: makes the whole run deterministic on one machine (on the CPU; on CUDA, seeded runs are reproducible only
+            up to the last bits of non-deterministic kernels unless ``deterministic``).
+        deterministic: run with PyTorch's deterministic algorithms (:mod:`robust_prune.determinism`): bit-exact
+            CUDA runs, at a cost in speed.
         pretrain: adversarial training before pruning (``dense``: all of it; ``lottery``: each round).
         finetune: adversarial fine-tuning of the pruned model (the ticket, for ``lottery`` and ``iwi``).
         grow_train: ``iwi``: adversarial training of the grown full-width model.
@@ -359,6 +362,7 @@ class RobustifyConfig(_JsonConfig):
     method: str = "prune"
     data: str = "digits"
     seed: int = 0
+    deterministic: bool = False
     pretrain: TrainConfig = field(default_factory=lambda: _stage("pretrain"))
     finetune: TrainConfig = field(default_factory=lambda: _stage("finetune"))
     grow_train: TrainConfig = field(default_factory=lambda: _stage("grow_train"))

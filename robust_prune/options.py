@@ -62,6 +62,8 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option("method", ("method",), "what to run (see the methods listed above)"),
     Option("seed", ("seed",), "makes the whole run deterministic on one machine"),
+    Option("deterministic", ("deterministic",), "deterministic CUDA kernels (cuDNN, cuBLAS, "
+           "torch.use_deterministic_algorithms): bit-exact GPU runs, slower; CPU runs are exact without it"),
     # what to remove
     Option("sparsity", ("prune.sparsity",), "fraction of channels (channel) or weights (weight) removed, in [0, 1)"),
     Option("structure", ("prune.structure",), "channel (torch-pruning: the model gets smaller) or weight (masks)"),
