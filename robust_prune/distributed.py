@@ -108,7 +108,7 @@ def shard_mask(total: int) -> torch.Tensor:
         >>> shard_mask(3).tolist()
         [True, True, True]
     """
-    mask = torch.zeros(total, dtype=torch.bool)
+    mask = torch.zeros(total, dtype=torch.bool, device="cpu")  # per-point bookkeeping lives on the host
     mask[rank() :: world_size()] = True
     return mask
 

@@ -77,7 +77,7 @@ def _scores(
         if importance == "magnitude":
             s = w.abs()
         elif importance == "random":
-            s = torch.rand(w.shape)
+            s = torch.rand(w.shape, device="cpu")  # the CPU RNG on every device (scores are ranked on the CPU)
         elif importance == "robust":
             g = _weight_grad(module)
             s = (w * g).abs() if g is not None else torch.zeros_like(w)
@@ -96,7 +96,7 @@ def _scores(
 
 def _lowest(scores: torch.Tensor, k: int) -> torch.Tensor:
     """A bool mask keeping all but the ``k`` lowest entries (stable sort: ties break by position)."""
-    keep = torch.ones(scores.numel(), dtype=torch.bool)
+    keep = torch.ones(scores.numel(), dtype=torch.bool, device=scores.device)
     if k > 0:
         keep[torch.argsort(scores.flatten(), stable=True)[:k]] = False
     return keep.view(scores.shape)
