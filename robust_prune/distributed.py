@@ -35,6 +35,8 @@ __all__ = [
     "shard_mask",
     "merge_shards",
     "sum_across",
+    "mean_across",
+    "average_gradients",
     "broadcast_state",
     "barrier",
     "device",
@@ -122,6 +124,32 @@ def sum_across(tensor: torch.Tensor) -> torch.Tensor:
         out = out.cuda()
     dist.all_reduce(out, op=dist.ReduceOp.SUM)
     return out.to(tensor.device)
+
+
+def mean_across(tensor: torch.Tensor) -> torch.Tensor:
+    """The element-wise mean of ``tensor`` over all processes, the same bits on every process (``tensor`` itself on
+    one process). Pruning ranks channels and weights by it, so every process removes the same ones.
+
+    Example:
+        >>> mean_across(torch.tensor([1.0, 3.0])).tolist()
+        [1.0, 3.0]
+    """
+    if not is_distributed():
+        return tensor
+    return sum_across(tensor) / world_size()
+
+
+def average_gradients(model: nn.Module) -> None:
+    """Replace each parameter's ``.grad`` by its mean over the processes, in place (no-op on one process).
+
+    After a backward pass on each process's own batches, this is the gradient one process gets from all of them
+    (equal batch sizes): gradient importances then score what a one-process run scores.
+    """
+    if not is_distributed():
+        return
+    for param in model.parameters():
+        if param.grad is not None:
+            param.grad.copy_(mean_across(param.grad))
 
 
 def merge_shards(values: torch.Tensor, owned: torch.Tensor) -> torch.Tensor:

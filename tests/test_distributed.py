@@ -129,3 +129,57 @@ def test_two_processes_train_like_one_process_at_the_same_global_batch(tmp_path:
     assert pgd_one["accuracy"] > 0.2, "the one-process reference did not learn: the comparison would say nothing"
     low, high = pgd_one["ci"]
     assert low <= pgd_two["accuracy"] <= high, (pgd_one, pgd_two)
+
+
+PRUNE_CHILD = Path(__file__).with_name("_prune_child.py")
+
+
+def _prune_run(tmp_path: Path, processes: int, *args: str) -> list[tuple[dict, dict[str, torch.Tensor]]]:
+    """Each process's pruning record and masks from tests/_prune_child.py."""
+    out = tmp_path / f"p{processes}"
+    child = [str(PRUNE_CHILD), "--out", str(out), *args]
+    if processes == 1:
+        command = [sys.executable, *child]
+    else:
+        command = [*TORCHRUN, "--nproc_per_node", str(processes), "--master_addr", "127.0.0.1",
+                   "--master_port", str(_free_port()), *child]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    records = []
+    for r in range(processes):
+        masks = out / f"masks-rank{r}.safetensors"
+        records.append((json.loads((out / f"record-rank{r}.json").read_text()),
+                        load_file(str(masks)) if masks.is_file() else {}))  # fmt: skip
+    return records
+
+
+def _pruned(record: dict, masks: dict[str, torch.Tensor]) -> set[tuple]:
+    """What a record removed: (layer, dimension, index) for channels, (tensor, flat index) for weights."""
+    if masks:
+        return {(name, int(i)) for name, m in masks.items() for i in torch.nonzero(m.flatten() == 0).flatten()}
+    return {(name, out, i) for name, out, idxs in record["history"] for i in idxs}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("structure", "importance", "seed_by_rank"),
+    [("channel", "taylor", False), ("weight", "robust", False), ("channel", "random", True)],
+)
+def test_every_process_prunes_the_same_channels_as_one_process(
+    tmp_path: Path, structure: str, importance: str, seed_by_rank: bool
+) -> None:
+    """Two processes score on different images (and, for random importance, different RNG streams): the scores
+    are averaged before ranking, so both prune exactly the same channels or weights; with gradient importances
+    the averaged gradient is one process's on all the images, so the record is (up to float rounding of near-ties)
+    the one-process record."""
+    args = ["--structure", structure, "--importance", importance] + (["--seed-by-rank"] if seed_by_rank else [])
+    (rec0, masks0), (rec1, masks1) = _prune_run(tmp_path, 2, *args)
+    assert rec0 == rec1
+    assert masks0.keys() == masks1.keys() and all(torch.equal(masks0[k], masks1[k]) for k in masks0)
+    if seed_by_rank:
+        return  # random scores: nothing for one process to match
+    ((one, one_masks),) = _prune_run(tmp_path, 1, *args)
+    two, single = _pruned(rec0, masks0), _pruned(one, one_masks)
+    assert len(two) == len(single) > 0
+    assert len(two & single) >= 0.99 * len(single), f"{len(two ^ single)} of {len(single)} pruned entries differ"

@@ -29,6 +29,7 @@ from torch import nn
 from robust_prune.adapters import get_adapter, timm_module, unwrap_model
 
 from ..config import PruneConfig
+from ..distributed import average_gradients, mean_across
 from ..errors import PruningError
 from .guard import Steps, guarded
 from .masks import apply_masks, current_masks
@@ -71,6 +72,7 @@ def _scores(
             raise PruningError("importance='robust' needs loss_fn(model) -> adversarial loss for its gradients.")
         model.zero_grad(set_to_none=True)
         loss_fn(model).backward()
+        average_gradients(model)  # N processes score with the gradient one process would have
     scores: dict[str, torch.Tensor] = {}
     for name, module in layers.items():
         w = _effective_weight(module)
@@ -85,7 +87,7 @@ def _scores(
             raise PruningError(
                 f"Importance {importance!r} is not available for weights; use magnitude, random or robust."
             )
-        s = s.float().cpu().clone()
+        s = mean_across(s.float()).cpu().clone()  # the same scores on every process: the same weights go
         if hasattr(module, "weight_mask"):  # what is already pruned stays pruned
             s[~module.weight_mask.bool().cpu()] = -float("inf")
         scores[name] = s
