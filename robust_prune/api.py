@@ -120,6 +120,7 @@ def robustify(
     mixed_precision: str | None = None,
     channels_last: bool | None = None,
     checkpoint_every: int | None = None,
+    sync_bn: bool | None = None,
     attack: AttackConfig | None = None,
     eps: float | None = None,
     train_steps: int | None = None,
@@ -176,7 +177,7 @@ def robustify(
         lr, finetune_lr, grow_lr: learning rates; by default the objective's (0.05 for PGD-AT, 0.02 for TRADES),
             half of it for fine-tuning, the same for the grown model.
         objective, momentum, weight_decay, schedule, trades_beta, mixed_precision, channels_last,
-            checkpoint_every: training settings of every stage (:class:`TrainConfig`).
+            checkpoint_every, sync_bn: training settings of every stage (:class:`TrainConfig`).
         attack: the training adversary of every stage (default PGD-5, L-inf, the dataset's eps); or set its
             fields one by one with eps, train_steps, step_size, train_restarts, random_start, train_norm,
             train_attack and attack_seed.
@@ -191,8 +192,9 @@ def robustify(
         deterministic: bit-exact CUDA runs through PyTorch's deterministic algorithms, at a cost in speed
             (:mod:`robust_prune.determinism`); without it a seeded CUDA run is reproducible only up to the last bits.
         config: a full :class:`RobustifyConfig` instead of the options above (giving both is an error).
-        data_dir, download, batch_size: where torchvision datasets live, whether to fetch them, batch size (per
-            process under torchrun: N processes train at a global batch of N x batch_size).
+        data_dir, download, batch_size: where torchvision datasets live, whether to fetch them, the training batch
+            size (the global batch: under torchrun each of N processes takes batch_size / N images of every step, so
+            N processes train like one; BatchNorm is synchronised when that share is small, see ``sync_bn``).
         image_size, augment, num_workers, pin_memory: how the data is read (:func:`prepare`; recorded in the
             result's data spec).
         progress: show progress bars (on the main process only).

@@ -32,6 +32,7 @@ from .attacks import preserve_state, run_attack
 from .config import AttackConfig, TrainConfig
 from .errors import ConfigError, TrainingDivergedError
 from .models import eval_mode
+from .sync_bn import synced_batchnorm, use_sync_bn
 
 __all__ = [
     "EpochStats",
@@ -161,13 +162,16 @@ def make_accelerator(config: TrainConfig) -> Any:
     the stages of one run.
 
     Batches are copied to the GPU with ``non_blocking=True`` (from pinned memory: see the ``pin_memory`` data
-    option), so the copy of the next batch overlaps the current step instead of waiting for the GPU.
+    option), so the copy of the next batch overlaps the current step instead of waiting for the GPU. The loader's
+    batch size is the global batch: under torchrun each of N processes takes 1/N of every batch
+    (``split_batches``), so N processes take the same steps, at the same learning rate, as one process.
     """
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration
 
     del config
-    return Accelerator(cpu=not torch.cuda.is_available(), dataloader_config=DataLoaderConfiguration(non_blocking=True))
+    loading = DataLoaderConfiguration(non_blocking=True, split_batches=True)
+    return Accelerator(cpu=not torch.cuda.is_available(), dataloader_config=loading)
 
 
 # Autocast dtype of each mixed_precision setting ("no": none).
@@ -243,6 +247,24 @@ def _raise_if_diverged(first_bad: torch.Tensor, *, stage: str, epoch: int, lr: f
 
 
 # (epoch, model, optimizer, scheduler, history, gradient scaler)
+def _global_batch(loader: DataLoader, processes: int, config: TrainConfig, *, stage: str, lr: float,
+                  show: bool) -> bool:  # fmt: skip
+    """Check that the (global) batch splits over the processes, say how the run trains, and whether BatchNorm is
+    synchronised."""
+    batch = getattr(loader, "batch_size", None)
+    if batch and batch % processes:
+        raise ConfigError(
+            f"The batch size {batch} is the global batch and must split evenly over the {processes} processes: "
+            f"use a multiple of {processes}, e.g. {batch - batch % processes or processes}."
+        )
+    per_process = batch // processes if batch else 0
+    sync = use_sync_bn(config.sync_bn, per_process_batch=per_process, processes=processes)
+    if show:
+        split = f" ({processes} processes x {per_process})" if processes > 1 else ""
+        tqdm.write(f"{stage}: global batch {batch}{split}, lr {lr:g}" + (", synchronised BatchNorm" if sync else ""))
+    return sync
+
+
 EpochCallback = Callable[[int, nn.Module, torch.optim.Optimizer, Any, list[EpochStats], Any], None]
 
 
@@ -296,6 +318,8 @@ def train(
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
     shuffle = _shuffle_generator(loader)
+    sync_bn = _global_batch(loader, accelerator.num_processes, config, stage=stage, lr=lr,
+                            show=progress and accelerator.is_local_main_process)  # fmt: skip
     # The scheduler is not handed to accelerate: its prepared scheduler steps once per process for each optimizer
     # step. Stepped here once per optimizer step, over the steps of the prepared (per-process) loader, N processes
     # with a global batch follow the one-process schedule at the same global batch.
@@ -331,7 +355,8 @@ def train(
         step = -1
         for step, (x, labels) in enumerate(bar):
             batch_attack = dataclasses.replace(attack, seed=_batch_seed(seed + attack.seed, epoch, step))
-            with torch.autocast(device.type, dtype=autocast_dtype, enabled=config.mixed_precision != "no"):
+            with torch.autocast(device.type, dtype=autocast_dtype, enabled=config.mixed_precision != "no"), \
+                    synced_batchnorm(sync_bn):
                 loss, logits_clean, logits_adv = adversarial_loss(
                     wrapped,
                     x,
