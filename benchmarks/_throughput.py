@@ -149,7 +149,8 @@ def _free_port() -> int:
 
 
 def _worker(budget: ThroughputBudget, batch_size: int, out: Path) -> None:
-    """One process of the multi-process measurement: trains one epoch and writes its images/s."""
+    """One process of the multi-process measurement: trains one epoch at the global ``batch_size`` (each process
+    takes its share) and writes its images/s."""
     import torch
 
     from robust_prune import distributed
@@ -168,8 +169,9 @@ def _processes(budget: ThroughputBudget, processes: int) -> float:
     """Median over ranks of images/s per process with ``processes`` processes (global batch fixed)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
+        # the global batch: train() splits it over the processes
         args = ["-m", "benchmarks._throughput", "--worker", json.dumps(asdict(budget)),
-                "--batch-size", str(budget.batch_size // processes), "--out", str(out)]  # fmt: skip
+                "--batch-size", str(budget.batch_size), "--out", str(out)]  # fmt: skip
         launcher = ["-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_addr",
                     "127.0.0.1", "--master_port", str(_free_port())] if processes > 1 else []  # fmt: skip
         env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
