@@ -215,6 +215,8 @@ class AttackGradientScaled(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _ScaledGradient.apply(self.model(x), self.scale)
+
+
 # The progress bar (and the divergence check) read the device every this many steps: the loop's only host syncs.
 PROGRESS_EVERY = 10
 # PGD-AT and FGSM-RS measure the clean training accuracy on every this many batches: the extra clean forward pass
@@ -246,7 +248,6 @@ def _raise_if_diverged(first_bad: torch.Tensor, *, stage: str, epoch: int, lr: f
         )
 
 
-# (epoch, model, optimizer, scheduler, history, gradient scaler)
 def _global_batch(loader: DataLoader, processes: int, config: TrainConfig, *, stage: str, lr: float,
                   show: bool) -> bool:  # fmt: skip
     """Check that the (global) batch splits over the processes, say how the run trains, and whether BatchNorm is
@@ -265,6 +266,7 @@ def _global_batch(loader: DataLoader, processes: int, config: TrainConfig, *, st
     return sync
 
 
+# (epoch, model, optimizer, scheduler, history, gradient scaler)
 EpochCallback = Callable[[int, nn.Module, torch.optim.Optimizer, Any, list[EpochStats], Any], None]
 
 
@@ -371,7 +373,7 @@ def train(
             first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss_value), step + 1, first_bad)
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(scaler.scale(loss))
-            scaler.step(optimizer)
+            scaler.step(sgd)  # the fused optimizer itself: accelerate's wrapper hides that it takes the overflow flag
             scaler.update()
             scheduler.step()
             # per-image results from every process, without the samples padded into the last batch
@@ -396,7 +398,7 @@ def train(
                                     adv=f"{sums[2] / max(images, 1):.3f}")  # fmt: skip
         _raise_if_diverged(first_bad, stage=stage, epoch=epoch, lr=lr, eps=attack.eps)
         floats = {name: t for name, t in plain.state_dict().items() if t.is_floating_point()}
-        finite = torch.stack([torch.isfinite(t).all() for t in floats.values()]).tolist()  # one host read
+        finite = torch.stack([torch.isfinite(t).all() for t in floats.values()]).tolist() if floats else []  # 1 read
         bad = [name for name, ok in zip(floats, finite) if not ok]
         if bad:  # checked before the epoch is checkpointed, so the last checkpoint stays a good one
             raise TrainingDivergedError(
