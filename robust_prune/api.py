@@ -217,15 +217,15 @@ def robustify(
     config = build_config(config=options.pop("config"), data=data_name, **options)
     for stage in (config.pretrain, config.finetune, config.grow_train):  # before anything is read or written
         check_precision(stage, distributed.device())
-    with deterministic_algorithms(config.deterministic):  # from the first CUDA call: cuBLAS reads it at its start
-        torch.manual_seed(config.seed)
-        if data is None and config.data != "digits":
-            data = config.data
-        net, bundle = prepare(
-            model, data, data_dir=data_dir, download=download, batch_size=batch_size, seed=config.seed,
-            image_size=image_size, augment=augment, num_workers=num_workers, pin_memory=pin_memory,
-        )  # fmt: skip
-        config.budgets(bundle.default_eps)  # refuse a run without an attack budget before anything is written
+    torch.manual_seed(config.seed)
+    if data is None and config.data != "digits":
+        data = config.data
+    net, bundle = prepare(
+        model, data, data_dir=data_dir, download=download, batch_size=batch_size, seed=config.seed,
+        image_size=image_size, augment=augment, num_workers=num_workers, pin_memory=pin_memory,
+    )  # fmt: skip
+    config.budgets(bundle.default_eps)  # refuse a run without an attack budget before anything is written
+    with deterministic_algorithms(config.deterministic):  # from the first model computation (the dry prune) on
         if config.method != "dense" and config.prune.structure == "channel":
             _refuse_unprunable(net, config, bundle)
         runner = StageRunner(open_run_directory(run_dir, resume, config, net, bundle, overwrite=overwrite))
