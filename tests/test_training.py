@@ -125,3 +125,19 @@ def test_no_host_sync_per_training_step(objective, tiny_bundle, monkeypatch):
     few, many = syncs(2), syncs(6)
     assert sum(few.values()) > 0, "nothing was counted: the patch does not see the loop's reads"
     assert many == few, f"host reads grow with the steps: 2 steps {few}, 6 steps {many}"
+
+
+def test_a_run_says_its_global_batch_and_lr(tiny_bundle, capsys):
+    cfg = TrainConfig(epochs=1, lr=0.03, attack=AttackConfig(eps=0.1, steps=1))
+    train(_model(), tiny_bundle.train, config=cfg, stage="pretrain", progress=True)
+    assert "pretrain: global batch 32, lr 0.03" in capsys.readouterr().out
+
+
+def test_a_global_batch_that_does_not_split_over_the_processes_is_refused(tiny_bundle):
+    from robust_prune.errors import ConfigError
+    from robust_prune.training import _global_batch
+
+    cfg = TrainConfig(epochs=1, attack=AttackConfig(eps=0.1, steps=1))
+    with pytest.raises(ConfigError, match="batch size 32 is the global batch.*3 processes.*multiple of 3, e.g. 30"):
+        _global_batch(tiny_bundle.train, 3, cfg, stage="pretrain", lr=0.05, show=False)
+    assert _global_batch(tiny_bundle.train, 2, cfg, stage="pretrain", lr=0.05, show=False)  # 16 each: synchronised
