@@ -1,4 +1,4 @@
-"""``python -m benchmarks {zoo,paper,iwi,speed,check} [options]``: run one benchmark suite, or check a rerun.
+"""``python -m benchmarks {zoo,paper,iwi,speed,check,gpu} [options]``: run one benchmark suite, or check a rerun.
 
 Each suite is a module in this package exposing ``add_arguments(parser)`` and ``main(args) -> int``;
 results go to ``benchmarks/results/<suite>.json`` and ``.md`` (see ``benchmarks/_common.py``).
@@ -17,6 +17,7 @@ SUITES: dict[str, tuple[str, str]] = {
     "iwi": ("benchmarks.iwi", "inverse weights inheritance variants against dense PGD-AT, in two framings"),
     "speed": ("benchmarks.speed", "training, inference and evaluation throughput; robustify() overhead"),
     "check": ("benchmarks.check", "does a fresh paper run reproduce a committed table within its stated spread?"),
+    "gpu": ("benchmarks.gpu", "the CUDA path end to end in at most 8 minutes on one GPU (refuses without CUDA)"),
 }
 
 

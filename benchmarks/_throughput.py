@@ -75,30 +75,45 @@ def _library_ips(model: Any, loader: Any, budget: ThroughputBudget, precision: s
     return stats.images / stats.seconds
 
 
-def _plain_ips(model: Any, loader: Any, budget: ThroughputBudget) -> float:
-    """The textbook PGD-AT loop (Madry et al.) in plain torch: the reference the library is held to."""
+def _plain_ips(model: Any, loader: Any, budget: ThroughputBudget, precision: str = "no") -> float:
+    """The textbook PGD-AT loop (Madry et al.) in plain torch: the reference the library is held to.
+
+    It runs where ``train()`` runs (``distributed.device()``: the GPU when there is one), with pinned batches copied
+    without blocking, and under the same autocast as ``train()`` for ``precision="bf16"``.
+    """
     import torch
     import torch.nn.functional as F
 
+    from robust_prune.distributed import device as run_device
+
+    device = run_device()
+    model.to(device)
     eps, steps = 0.1, budget.attack_steps
     alpha = 2.5 * eps / steps
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     started, images = time.perf_counter(), 0
     for x, y in loader:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         model.eval()
         delta = (torch.rand_like(x) * 2 - 1) * eps
         delta = ((x + delta).clamp(0, 1) - x).detach()
         for _ in range(steps):
             delta.requires_grad_(True)
-            (grad,) = torch.autograd.grad(F.cross_entropy(model(x + delta), y), delta)
+            with autocast:
+                loss = F.cross_entropy(model(x + delta), y)
+            (grad,) = torch.autograd.grad(loss, delta)
             delta = (delta + alpha * grad.sign()).clamp(-eps, eps)
             delta = ((x + delta).clamp(0, 1) - x).detach()
         model.train()
-        loss = F.cross_entropy(model(x + delta), y)
+        with autocast:
+            loss = F.cross_entropy(model(x + delta), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         images += len(y)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     return images / (time.perf_counter() - started)
 
 
@@ -134,7 +149,8 @@ def _free_port() -> int:
 
 
 def _worker(budget: ThroughputBudget, batch_size: int, out: Path) -> None:
-    """One process of the multi-process measurement: trains one epoch and writes its images/s."""
+    """One process of the multi-process measurement: trains one epoch at the global ``batch_size`` (each process
+    takes its share) and writes its images/s."""
     import torch
 
     from robust_prune import distributed
@@ -153,8 +169,9 @@ def _processes(budget: ThroughputBudget, processes: int) -> float:
     """Median over ranks of images/s per process with ``processes`` processes (global batch fixed)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
+        # the global batch: train() splits it over the processes
         args = ["-m", "benchmarks._throughput", "--worker", json.dumps(asdict(budget)),
-                "--batch-size", str(budget.batch_size // processes), "--out", str(out)]  # fmt: skip
+                "--batch-size", str(budget.batch_size), "--out", str(out)]  # fmt: skip
         launcher = ["-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_addr",
                     "127.0.0.1", "--master_port", str(_free_port())] if processes > 1 else []  # fmt: skip
         env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}

@@ -21,6 +21,7 @@ from . import distributed
 from .catalog import DATASETS
 from .config import AttackConfig, RobustifyConfig
 from .data import DataBundle, load_data
+from .determinism import deterministic as deterministic_algorithms
 from .distributed import is_main_process
 from .errors import ModelAdaptationError
 from .hf_datasets import HFSplits, default_side, hf_splits, is_hf_data
@@ -137,6 +138,7 @@ def robustify(
     mixed_precision: str | None = None,
     channels_last: bool | None = None,
     checkpoint_every: int | None = None,
+    sync_bn: bool | None = None,
     attack: AttackConfig | None = None,
     eps: float | None = None,
     train_steps: int | None = None,
@@ -155,6 +157,7 @@ def robustify(
     eval_steps: int | None = None,
     eval_n: int | None = None,
     seed: int | None = None,
+    deterministic: bool | None = None,
     config: RobustifyConfig | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     download: bool = False,
@@ -196,7 +199,7 @@ def robustify(
         lr, finetune_lr, grow_lr: learning rates; by default the objective's (0.05 for PGD-AT, 0.02 for TRADES),
             half of it for fine-tuning, the same for the grown model.
         objective, momentum, weight_decay, schedule, trades_beta, mixed_precision, channels_last,
-            checkpoint_every: training settings of every stage (:class:`TrainConfig`).
+            checkpoint_every, sync_bn: training settings of every stage (:class:`TrainConfig`).
         attack: the training adversary of every stage (default PGD-5, L-inf, the dataset's eps); or set its
             fields one by one with eps, train_steps, step_size, train_restarts, random_start, train_norm,
             train_attack and attack_seed.
@@ -208,9 +211,12 @@ def robustify(
         eval_attacks, eval_eps, eval_steps, eval_n: the report's attacks (PGD), L-inf budget (the training
             attack's L-inf eps when set, else the dataset's), PGD steps (20) and test points (all).
         seed: makes the whole run deterministic on one machine.
+        deterministic: bit-exact CUDA runs through PyTorch's deterministic algorithms, at a cost in speed
+            (:mod:`robust_prune.determinism`); without it a seeded CUDA run is reproducible only up to the last bits.
         config: a full :class:`RobustifyConfig` instead of the options above (giving both is an error).
-        data_dir, download, batch_size: where torchvision datasets live, whether to fetch them, batch size (per
-            process under torchrun: N processes train at a global batch of N x batch_size).
+        data_dir, download, batch_size: where a named dataset's files are, whether to fetch them, the training batch
+            size (the global batch: under torchrun each of N processes takes batch_size / N images of every step, so
+            N processes train like one; BatchNorm is synchronised when that share is small, see ``sync_bn``).
         image_size, augment, num_workers, pin_memory, train_subset: how the data is read (:func:`prepare`; recorded
             in the result's data spec).
         image_column, label_column: Hugging Face data's image and label columns (default: found by name).
@@ -247,11 +253,12 @@ def robustify(
         image_column=image_column, label_column=label_column,
     )  # fmt: skip
     config.budgets(bundle.default_eps)  # refuse a run without an attack budget before anything is written
-    if config.method != "dense" and config.prune.structure == "channel":
-        _refuse_unprunable(net, config, bundle)
-    runner = StageRunner(open_run_directory(run_dir, resume, config, net, bundle, overwrite=overwrite))
-    progress = progress and is_main_process()  # one set of progress bars under torchrun
-    return get_method(config.method).run(net, bundle, config, runner=runner, progress=progress)
+    with deterministic_algorithms(config.deterministic):  # from the first model computation (the dry prune) on
+        if config.method != "dense" and config.prune.structure == "channel":
+            _refuse_unprunable(net, config, bundle)
+        runner = StageRunner(open_run_directory(run_dir, resume, config, net, bundle, overwrite=overwrite))
+        progress = progress and is_main_process()  # one set of progress bars under torchrun
+        return get_method(config.method).run(net, bundle, config, runner=runner, progress=progress)
 
 
 def _refuse_unprunable(net: NormalizedModel, config: RobustifyConfig, bundle: DataBundle) -> None:

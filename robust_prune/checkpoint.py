@@ -4,7 +4,7 @@ complete checkpoint readable. :mod:`robust_prune.runner` decides when to write a
 A run directory holds ``run.json`` (the configuration and its fingerprint) and ``checkpoints/``, one
 folder per checkpoint: ``model.safetensors`` (weights), ``masks.safetensors`` (weight masks, if
 any), ``kept-NAME.safetensors`` (tensor sets a method keeps across a resume, e.g. a lottery ticket's rewind
-point), ``state.pt`` (optimizer, scheduler and RNG states: plain tensors, read with
+point), ``state.pt`` (optimizer, scheduler, fp16 gradient scaler and RNG states: plain tensors, read with
 ``torch.load(weights_only=True)``) and ``meta.json`` (stage, epoch, finished stages, per-stage
 history, small JSON facts and the pruning record that rebuilds a pruned architecture). A checkpoint folder is
 written under a temporary name and renamed when complete; ``checkpoints/LATEST`` names the newest one and
@@ -68,8 +68,9 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
     if "python" in state:
         version, internal, gauss = state["python"]
         random.setstate((version, tuple(internal), gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if "cuda" in state and torch.cuda.is_available():  # a resume that sees fewer GPUs restores the ones it has
+        for index, device_state in enumerate(list(state["cuda"])[: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(device_state, index)
 
 
 @dataclass
@@ -103,7 +104,7 @@ class Checkpoint:
         }
 
     def train_state(self) -> dict[str, Any]:
-        """Optimizer, scheduler and RNG states, loaded with ``weights_only=True``."""
+        """Optimizer, scheduler, gradient scaler (fp16 only) and RNG states, loaded with ``weights_only=True``."""
         path = self.path / "state.pt"
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -278,6 +279,7 @@ class RunDirectory:
         record: Any = None,
         optimizer: Any = None,
         scheduler: Any = None,
+        scaler: Any = None,
         extra: Mapping[str, Any] | None = None,
         kept: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
     ) -> None:
@@ -301,6 +303,8 @@ class RunDirectory:
             state["optimizer"] = optimizer.state_dict()
         if scheduler is not None:
             state["scheduler"] = scheduler.state_dict()
+        if scaler is not None and scaler.is_enabled():  # fp16: the loss scale and its growth tracker
+            state["scaler"] = scaler.state_dict()
         save_torch(tmp / "state.pt", state)
         meta = {
             "stage": stage,

@@ -57,8 +57,8 @@ def _robustify_args(sub: argparse._SubParsersAction) -> None:
         p.add_argument(option.flag, *option.aliases, dest=option.name, default=None,
                        help=f"{option.help} (default: {option_default(option)})", **kwargs)  # fmt: skip
     _data_flags(p, evaluate=False)
-    p.add_argument("--batch-size", type=int, default=64, help="per process: torchrun with N processes trains at a "
-                   "global batch of N x this")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=64, help="the global training batch: torchrun with N processes "
+                   "gives each process 1/N of it, so N processes train like one")  # fmt: skip
     p.add_argument("--out", default=None, help="output folder (default: runs/MODEL-DATASET-METHOD)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--run-dir", default=None, help="checkpoint every stage into this folder (resumable)")

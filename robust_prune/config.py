@@ -195,6 +195,8 @@ class TrainConfig(_JsonConfig):
         trades_beta: the TRADES trade-off.
         mixed_precision: ``"no"``, ``"bf16"`` (autocast) or ``"fp16"`` (autocast and a gradient scaler; CUDA only).
         checkpoint_every: checkpoint each this many epochs when a run directory is given.
+        sync_bn: synchronise BatchNorm statistics over the processes of a multi-process run; None: when each
+            process sees fewer than :data:`robust_prune.sync_bn.SYNC_BN_BELOW` images per step.
 
     Example:
         >>> TrainConfig(epochs=2, objective="trades").learning_rate
@@ -212,6 +214,7 @@ class TrainConfig(_JsonConfig):
     mixed_precision: str = "no"
     channels_last: bool = False
     checkpoint_every: int = 1
+    sync_bn: bool | None = None
 
     _nested = {"attack": AttackConfig}
 
@@ -232,6 +235,8 @@ class TrainConfig(_JsonConfig):
             raise ConfigError("lr is 0: training would not change the model. Use epochs=0 to skip training.")
         if not isinstance(self.checkpoint_every, int) or self.checkpoint_every < 1:
             raise ConfigError(f"checkpoint_every must be a positive integer, got {self.checkpoint_every!r}.")
+        if self.sync_bn not in (None, True, False):
+            raise ConfigError(f"sync_bn must be True, False or None (automatic), got {self.sync_bn!r}.")
 
     @property
     def learning_rate(self) -> float:
@@ -335,7 +340,10 @@ class RobustifyConfig(_JsonConfig):
     Args:
         method: a registered method (:func:`robust_prune.methods.list_methods`).
         data: the data's name (``"digits"``, a torchvision name, an image folder, or ``"loaders"``).
-        seed: makes the whole run deterministic on one machine.
+        seed: makes the whole run deterministic on one machine (on the CPU; on CUDA, seeded runs are reproducible only
+            up to the last bits of non-deterministic kernels unless ``deterministic``).
+        deterministic: run with PyTorch's deterministic algorithms (:mod:`robust_prune.determinism`): bit-exact
+            CUDA runs, at a cost in speed.
         pretrain: adversarial training before pruning (``dense``: all of it; ``lottery``: each round).
         finetune: adversarial fine-tuning of the pruned model (the ticket, for ``lottery`` and ``iwi``).
         grow_train: ``iwi``: adversarial training of the grown full-width model.
@@ -359,6 +367,7 @@ class RobustifyConfig(_JsonConfig):
     method: str = "prune"
     data: str = "digits"
     seed: int = 0
+    deterministic: bool = False
     pretrain: TrainConfig = field(default_factory=lambda: _stage("pretrain"))
     finetune: TrainConfig = field(default_factory=lambda: _stage("finetune"))
     grow_train: TrainConfig = field(default_factory=lambda: _stage("grow_train"))

@@ -18,7 +18,10 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -32,12 +35,17 @@ __all__ = [
     "shard_mask",
     "merge_shards",
     "sum_across",
+    "mean_across",
+    "average_gradients",
     "broadcast_state",
     "barrier",
     "device",
     "gather_objects",
     "model_device",
+    "main_process_only",
 ]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def is_distributed() -> bool:
@@ -68,6 +76,31 @@ def is_main_process() -> bool:
     return rank() == 0
 
 
+def main_process_only(elsewhere: Callable[..., Any]) -> Callable[[F], F]:
+    """Run the decorated function on the main process only; the other processes return ``elsewhere(*args,
+    **kwargs)`` instead (what the caller gets back without the side effect). The one guard of every entry point
+    that writes or publishes, so that N processes never write the same folder.
+
+    Example:
+        >>> @main_process_only(lambda path: None)
+        ... def write(path):
+        ...     return f"wrote {path}"
+        >>> write("out")   # one process: the main one
+        'wrote out'
+    """
+
+    def decorate(function: F) -> F:
+        @functools.wraps(function)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if not is_main_process():
+                return elsewhere(*args, **kwargs)
+            return function(*args, **kwargs)
+
+        return guarded  # type: ignore[return-value]
+
+    return decorate
+
+
 def shard_mask(total: int) -> torch.Tensor:
     """A bool mask over ``total`` points: those this process evaluates (points ``rank::world_size``).
 
@@ -77,7 +110,7 @@ def shard_mask(total: int) -> torch.Tensor:
         >>> shard_mask(3).tolist()
         [True, True, True]
     """
-    mask = torch.zeros(total, dtype=torch.bool)
+    mask = torch.zeros(total, dtype=torch.bool, device="cpu")  # per-point bookkeeping lives on the host
     mask[rank() :: world_size()] = True
     return mask
 
@@ -91,6 +124,32 @@ def sum_across(tensor: torch.Tensor) -> torch.Tensor:
         out = out.cuda()
     dist.all_reduce(out, op=dist.ReduceOp.SUM)
     return out.to(tensor.device)
+
+
+def mean_across(tensor: torch.Tensor) -> torch.Tensor:
+    """The element-wise mean of ``tensor`` over all processes, the same bits on every process (``tensor`` itself on
+    one process). Pruning ranks channels and weights by it, so every process removes the same ones.
+
+    Example:
+        >>> mean_across(torch.tensor([1.0, 3.0])).tolist()
+        [1.0, 3.0]
+    """
+    if not is_distributed():
+        return tensor
+    return sum_across(tensor) / world_size()
+
+
+def average_gradients(model: nn.Module) -> None:
+    """Replace each parameter's ``.grad`` by its mean over the processes, in place (no-op on one process).
+
+    After a backward pass on each process's own batches, this is the gradient one process gets from all of them
+    (equal batch sizes): gradient importances then score what a one-process run scores.
+    """
+    if not is_distributed():
+        return
+    for param in model.parameters():
+        if param.grad is not None:
+            param.grad.copy_(mean_across(param.grad))
 
 
 def merge_shards(values: torch.Tensor, owned: torch.Tensor) -> torch.Tensor:

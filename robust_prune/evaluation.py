@@ -250,7 +250,7 @@ def _evaluate(
     sanity_n: int,
 ) -> RobustnessReport:
     total = len(y_all)
-    correct_clean = torch.zeros(total, dtype=torch.bool)
+    correct_clean = torch.zeros(total, dtype=torch.bool, device=y_all.device)  # host bookkeeping, beside the labels
     with torch.no_grad():
         for start in range(0, total, batch_size):
             x = x_all[start : start + batch_size].to(device)
@@ -290,7 +290,8 @@ def _evaluate(
             extra["broken_by"] = breakdown
         if cfg.name == "cw":
             local = torch.cat(l2).tolist() if l2 else []
-            sizes = torch.tensor([v for part in gather_objects(local) for v in part], dtype=torch.float32)  # type: ignore[attr-defined]
+            merged = [v for part in gather_objects(local) for v in part]  # type: ignore[attr-defined]
+            sizes = torch.tensor(merged, dtype=torch.float32, device="cpu")
             extra.update(
                 success_rate=len(sizes) / max(len(idx), 1),
                 median_l2=float(sizes.median()) if len(sizes) else None,

@@ -28,6 +28,9 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 
 from .errors import ConfigError
@@ -36,6 +39,14 @@ __all__ = ["FUNCTION_PRESERVING", "fill_channels", "fill_weights", "kept_along",
 
 # inits that keep the ticket's function (BatchNorm families): what GrowthInfo.function_preserving claims
 FUNCTION_PRESERVING = ("zero-out", "zero", "net2net")
+
+
+def _drawn(
+    draw: Any, shape: Sequence[int], gen: torch.Generator, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """``draw`` (torch.rand / torch.randn) from ``gen`` on the generator's device, then moved to ``device``: the
+    same numbers whatever device the model is on."""
+    return draw(tuple(shape), generator=gen, dtype=dtype, device=gen.device).to(device)
 
 
 def kept_along(kept: torch.Tensor, dim: int) -> torch.Tensor:
@@ -69,10 +80,10 @@ def net2net_sources(kept_index: torch.Tensor) -> torch.Tensor:
         [0, 0, 2, 2, 0]
     """
     kept_idx = torch.nonzero(kept_index).flatten()
-    src = torch.arange(kept_index.numel())
+    src = torch.arange(kept_index.numel(), device=kept_index.device)
     new_idx = torch.nonzero(~kept_index).flatten()
     if kept_idx.numel() and new_idx.numel():
-        src[new_idx] = kept_idx[torch.arange(new_idx.numel()) % kept_idx.numel()]
+        src[new_idx] = kept_idx[torch.arange(new_idx.numel(), device=new_idx.device) % kept_idx.numel()]
     return src
 
 
@@ -87,8 +98,8 @@ def _net2net(values: torch.Tensor, kept: torch.Tensor, gen: torch.Generator) -> 
         if kd.all() or not kd.any():
             continue
         src = net2net_sources(kd)
-        shares = torch.rand(kd.numel(), generator=gen, dtype=torch.float64) + 0.5  # in [0.5, 1.5): no share ~0
-        totals = torch.zeros(kd.numel(), dtype=torch.float64).index_add_(0, src, shares)
+        shares = _drawn(torch.rand, (kd.numel(),), gen, torch.float64, src.device) + 0.5  # [0.5, 1.5): no share ~0
+        totals = torch.zeros(kd.numel(), dtype=torch.float64, device=src.device).index_add_(0, src, shares)
         factor = (shares / totals[src]).to(out.dtype)
         shape = [1] * out.dim()
         shape[d] = -1
@@ -129,11 +140,11 @@ def fill_channels(
     if full.dim() < 2:  # per-channel: biases, norm affine, running statistics keep timm's fresh values
         return values
     if scale is not None:
-        values = torch.randn(values.shape, generator=gen, dtype=values.dtype) * scale
+        values = _drawn(torch.randn, values.shape, gen, values.dtype, values.device) * scale
     consumes_new = _consumes_new(kept)
     if init == "small-out":
         std = out_scale * _std(ticket_values if ticket_values is not None else full, kept)
-        noise = torch.randn(values.shape, generator=gen, dtype=values.dtype) * std
+        noise = _drawn(torch.randn, values.shape, gen, values.dtype, values.device) * std
         return torch.where(consumes_new, noise, values)
     return torch.where(consumes_new, torch.zeros_like(values), values)
 
@@ -161,7 +172,7 @@ def fill_weights(
         fill = fresh.to(ticket.dtype)
     elif init == "small-out":
         std = out_scale * _std(ticket, ~removed)
-        fill = torch.randn(ticket.shape, generator=gen, dtype=ticket.dtype) * std
+        fill = _drawn(torch.randn, ticket.shape, gen, ticket.dtype, ticket.device) * std
     else:
         fill = torch.zeros_like(ticket)
     return torch.where(removed, fill, ticket)

@@ -42,6 +42,7 @@ from torch import nn
 
 from ._io import replaced_folder, write_json, write_safetensors, write_text
 from ._version import __version__
+from .distributed import main_process_only
 from .errors import CheckpointError, NotARobustPruneFolderError
 from .hub_remote import FOLDER_FILES
 from .models import NormalizedModel, base_model_of
@@ -110,6 +111,7 @@ def _config_dict(model: NormalizedModel, record: PruningRecord, extra: dict[str,
     }
 
 
+@main_process_only(lambda model_or_result, save_directory, **_: Path(save_directory))
 def save_pretrained(
     model_or_result: Any,
     save_directory: str | os.PathLike[str],
@@ -138,6 +140,8 @@ def save_pretrained(
         base_model: the Hub id of the weights the model started from, for the card's ``base_model`` (default: the
             one recorded when the model was loaded or created with ``robust_prune.models.create_model(...,
             pretrained=True)``).
+
+    Under torchrun / accelerate launch only the main process writes; the others return ``save_directory`` at once.
 
     Raises:
         CheckpointError: the model does not fit its record (e.g. a channel-pruned timm module saved without it);
@@ -252,6 +256,7 @@ def _checked_config(config_path: Path, source: str | None = None) -> dict[str, A
     return config
 
 
+@main_process_only(lambda *_, **__: "")
 def push_folder(
     folder: str | os.PathLike[str],
     repo_id: str,
@@ -276,11 +281,8 @@ def push_folder(
     Example:
         >>> push_folder("runs/resnet18-digits-prune", "me/resnet18-digits-robust")  # doctest: +SKIP
     """
-    from .distributed import is_main_process
     from .hub_remote import resolve_token, upload_folder, validate_repo_id
 
-    if not is_main_process():
-        return ""
     folder = Path(folder)
     _read_config(folder)
     validate_repo_id(repo_id)
@@ -301,6 +303,7 @@ def push_folder(
         )
 
 
+@main_process_only(lambda *_, **__: "")
 def push_to_hub(
     model_or_result: Any,
     repo_id: str,
@@ -320,11 +323,8 @@ def push_to_hub(
     Example:
         >>> push_to_hub(result, "me/resnet18-digits-robust", private=True)  # doctest: +SKIP
     """
-    from .distributed import is_main_process
     from .hub_remote import resolve_token, validate_repo_id
 
-    if not is_main_process():
-        return ""
     validate_repo_id(repo_id)
     token = resolve_token(token)
     with tempfile.TemporaryDirectory(prefix="robust_prune_save_") as tmp:

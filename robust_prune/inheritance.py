@@ -166,7 +166,7 @@ def origin_indices(record: PruningRecord) -> dict[str, torch.Tensor]:
         with torch.no_grad():
             for name in shapes:
                 t = tensors[name]
-                digits = (torch.arange(t.numel(), dtype=torch.int64) // (_BASE**k)) % _BASE
+                digits = (torch.arange(t.numel(), dtype=torch.int64, device=t.device) // (_BASE**k)) % _BASE
                 t.copy_(digits.to(t.dtype).view(t.shape))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the probe's huge activations are meaningless, only shapes matter
@@ -227,7 +227,7 @@ def _grow_channels(
                     "changes it outside the recorded history, so it cannot be grown back."
                 )
             idx = origins[name].flatten()
-            kept = torch.zeros(target.numel(), dtype=torch.bool)
+            kept = torch.zeros(target.numel(), dtype=torch.bool, device=target.device)
             kept[idx] = True
             kept = kept.view(target.shape)
             ticket_values = target.detach().clone().flatten()
@@ -266,7 +266,7 @@ def _grow_weights(
 
 def _deviation(ticket: nn.Module, grown: nn.Module, input_size: list[int], seed: int) -> tuple[float, float]:
     gen = torch.Generator().manual_seed(seed)
-    x = torch.rand(4, *input_size, generator=gen).to(next(ticket.parameters()).device)
+    x = torch.rand(4, *input_size, generator=gen, device=gen.device).to(next(ticket.parameters()).device)
     with eval_mode(ticket, grown), torch.no_grad():
         ref = ticket(x).float().cpu()
         out = grown(x).float().cpu()

@@ -25,6 +25,7 @@ from torch import nn
 
 from robust_prune.adapters import creation_args, get_adapter, remember_creation_args, unwrap_model
 
+from .distributed import model_device
 from .errors import ModelAdaptationError
 from .trust import loading_free
 
@@ -99,8 +100,9 @@ class NormalizedModel(nn.Module):
         if len(mean) != len(std):
             raise ModelAdaptationError(f"mean has {len(mean)} channels but std has {len(std)}.")
         self.model = model
-        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
+        device = model_device(model)  # a model handed in on the GPU gets its statistics there too
+        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32, device=device).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32, device=device).view(1, -1, 1, 1))
         self.record = None
         self.report = None
         self.saved_config = None

@@ -62,6 +62,8 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option("method", ("method",), "what to run (see the methods listed above)"),
     Option("seed", ("seed",), "makes the whole run deterministic on one machine"),
+    Option("deterministic", ("deterministic",), "deterministic CUDA kernels (cuDNN, cuBLAS, "
+           "torch.use_deterministic_algorithms): bit-exact GPU runs, slower; CPU runs are exact without it"),
     # what to remove
     Option("sparsity", ("prune.sparsity",), "fraction of channels (channel) or weights (weight) removed, in [0, 1)"),
     Option("structure", ("prune.structure",), "channel (torch-pruning: the model gets smaller) or weight (masks)"),
@@ -93,6 +95,8 @@ OPTIONS: tuple[Option, ...] = (
            "scaler; CUDA only) training"),
     Option("channels_last", _every_stage("channels_last"), "train in the channels_last memory format"),
     Option("checkpoint_every", _every_stage("checkpoint_every"), "checkpoint every this many epochs (with a run dir)"),
+    Option("sync_bn", _every_stage("sync_bn"), "synchronise BatchNorm over the processes of a multi-process run "
+           "(default: when each process sees fewer than 64 images per step)"),
     # the training adversary
     Option("attack", _every_stage("attack"), "the training adversary as one AttackConfig (Python only)"),
     Option("eps", _every_stage("attack.eps"), "training L-inf budget in pixel units, also the report's unless "

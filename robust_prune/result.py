@@ -17,7 +17,6 @@ from torch import nn
 
 from .config import RobustifyConfig
 from .data import DataBundle
-from .distributed import is_main_process
 from .evaluation import evaluate
 from .models import NormalizedModel
 from .pruning.record import PruningRecord
@@ -81,8 +80,6 @@ class RobustifyResult:
         """
         from .hub import save_pretrained
 
-        if not is_main_process():
-            return Path(save_directory)
         return save_pretrained(self, save_directory)
 
     def push_to_hub(
@@ -102,8 +99,6 @@ class RobustifyResult:
         """
         from .hub import push_to_hub
 
-        if not is_main_process():
-            return ""
         return push_to_hub(
             self, repo_id, private=private, token=token, revision=revision, commit_message=commit_message
         )

@@ -5,7 +5,8 @@ directory the runner simply runs each stage and writes nothing. A method names i
 method: ``"pretrain"``, ``"prune"``, ``"round-2"``, ``"grow"``...) and
 
 - trains through :meth:`StageRunner.train`, which skips a finished stage (returning its stored history),
-  resumes the stage a checkpoint is in at its next epoch with optimizer, scheduler and RNG restored, or runs
+  resumes the stage a checkpoint is in at its next epoch with optimizer, scheduler, fp16 gradient scaler and RNG
+  restored, or runs
   it from epoch 0, checkpointing every ``checkpoint_every`` epochs;
 - asks :meth:`StageRunner.needs` before a stage that does not train (pruning, growth) and reports it done with
   :meth:`StageRunner.finish_stage`, which checkpoints the model as it now is;
@@ -143,15 +144,17 @@ class StageRunner:
         previous = self.stage_history(stage) if start_epoch else []
         every = config.checkpoint_every
 
-        def checkpoint(epoch: int, plain: nn.Module, optimizer: Any, scheduler: Any, history: list[Any]) -> None:
+        def checkpoint(
+            epoch: int, plain: nn.Module, optimizer: Any, scheduler: Any, history: list[Any], scaler: Any
+        ) -> None:
             if on_epoch_end is not None:
-                on_epoch_end(epoch, plain, optimizer, scheduler, history)
+                on_epoch_end(epoch, plain, optimizer, scheduler, history, scaler)
             done = epoch + 1
             self.histories[stage] = [h.to_dict() for h in previous + history]
             if self.run_dir is None or done == config.epochs or done % every:
                 return
             self._save(stage=stage, epoch=done, stage_finished=False, model=plain, optimizer=optimizer,
-                       scheduler=scheduler)  # fmt: skip
+                       scheduler=scheduler, scaler=scaler)  # fmt: skip
 
         history = train(
             model, loader, config=config, stage=label or stage, start_epoch=start_epoch,

@@ -32,8 +32,17 @@ from .attacks import preserve_state, run_attack
 from .config import AttackConfig, TrainConfig
 from .errors import ConfigError, TrainingDivergedError
 from .models import eval_mode
+from .sync_bn import synced_batchnorm, use_sync_bn
 
-__all__ = ["EpochStats", "train", "train_one_batch", "adversarial_loss", "make_accelerator", "check_precision"]
+__all__ = [
+    "EpochStats",
+    "train",
+    "train_one_batch",
+    "adversarial_loss",
+    "make_accelerator",
+    "check_precision",
+    "AttackGradientScaled",
+]
 
 
 @dataclass
@@ -151,15 +160,63 @@ def make_accelerator(config: TrainConfig) -> Any:
     Mixed precision is applied by :func:`train` with ``torch.autocast`` per stage, not through the
     Accelerator: accelerate's state is a per-process singleton that cannot change precision between
     the stages of one run.
+
+    Batches are copied to the GPU with ``non_blocking=True`` (from pinned memory: see the ``pin_memory`` data
+    option), so the copy of the next batch overlaps the current step instead of waiting for the GPU. The loader's
+    batch size is the global batch: under torchrun each of N processes takes 1/N of every batch
+    (``split_batches``), so N processes take the same steps, at the same learning rate, as one process.
     """
     from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration
 
     del config
-    return Accelerator(cpu=not torch.cuda.is_available())
+    loading = DataLoaderConfiguration(non_blocking=True, split_batches=True)
+    return Accelerator(cpu=not torch.cuda.is_available(), dataloader_config=loading)
 
 
 # Autocast dtype of each mixed_precision setting ("no": none).
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# Under fp16 the training attack's input gradients are scaled by this before they are cast to fp16: the gradient
+# of a batch-mean loss is ~1e-6 per pixel (measured: median 3e-6, test_resnet, digits, batch 128), inside fp16's
+# subnormal range, so about 1% of it flushed to zero. PGD, FGSM and TRADES' attack step along the gradient's sign
+# (L2 PGD along its normalised direction): a constant factor changes nothing but the rounding.
+ATTACK_GRAD_SCALE = 1024.0
+
+
+class _ScaledGradient(torch.autograd.Function):
+    """Identity on the logits (returned in fp32); multiplies the incoming gradient by ``scale`` before it is cast
+    back to the logits' (fp16) dtype."""
+
+    @staticmethod
+    def forward(ctx: Any, logits: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale, ctx.dtype = scale, logits.dtype
+        return logits.float()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return (grad.float() * ctx.scale).to(ctx.dtype), None
+
+
+class AttackGradientScaled(nn.Module):
+    """``model`` for the training attack under fp16 autocast: the same logits (in fp32), with the gradient flowing
+    back through the model scaled by :data:`ATTACK_GRAD_SCALE` so that small input gradients do not underflow.
+
+    Example:
+        >>> import timm
+        >>> inner = timm.create_model("test_resnet", num_classes=10).eval()
+        >>> x = torch.rand(2, 3, 32, 32)
+        >>> torch.equal(AttackGradientScaled(inner)(x), inner(x))
+        True
+    """
+
+    def __init__(self, model: nn.Module, scale: float = ATTACK_GRAD_SCALE) -> None:
+        super().__init__()
+        self.model, self.scale = model, scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _ScaledGradient.apply(self.model(x), self.scale)
+
+
 # The progress bar (and the divergence check) read the device every this many steps: the loop's only host syncs.
 PROGRESS_EVERY = 10
 # PGD-AT and FGSM-RS measure the clean training accuracy on every this many batches: the extra clean forward pass
@@ -191,7 +248,26 @@ def _raise_if_diverged(first_bad: torch.Tensor, *, stage: str, epoch: int, lr: f
         )
 
 
-EpochCallback = Callable[[int, nn.Module, torch.optim.Optimizer, Any, list[EpochStats]], None]
+def _global_batch(loader: DataLoader, processes: int, config: TrainConfig, *, stage: str, lr: float,
+                  show: bool) -> bool:  # fmt: skip
+    """Check that the (global) batch splits over the processes, say how the run trains, and whether BatchNorm is
+    synchronised."""
+    batch = getattr(loader, "batch_size", None)
+    if batch and batch % processes:
+        raise ConfigError(
+            f"The batch size {batch} is the global batch and must split evenly over the {processes} processes: "
+            f"use a multiple of {processes}, e.g. {batch - batch % processes or processes}."
+        )
+    per_process = batch // processes if batch else 0
+    sync = use_sync_bn(config.sync_bn, per_process_batch=per_process, processes=processes)
+    if show:
+        split = f" ({processes} processes x {per_process})" if processes > 1 else ""
+        tqdm.write(f"{stage}: global batch {batch}{split}, lr {lr:g}" + (", synchronised BatchNorm" if sync else ""))
+    return sync
+
+
+# (epoch, model, optimizer, scheduler, history, gradient scaler)
+EpochCallback = Callable[[int, nn.Module, torch.optim.Optimizer, Any, list[EpochStats], Any], None]
 
 
 def train(
@@ -218,8 +294,9 @@ def train(
         seed: seeds the per-batch attacks (with ``config.attack.seed`` added; nothing global).
         stage: a name used in progress bars, errors and statistics.
         accelerator: an ``accelerate.Accelerator`` to reuse (one is made from ``config`` otherwise).
-        start_epoch, resume_state: continue a run (``resume_state`` holds optimizer and scheduler states).
-        on_epoch_end: called after each epoch with ``(epoch, model, optimizer, scheduler, history)``.
+        start_epoch, resume_state: continue a run (``resume_state`` holds optimizer, scheduler and, for fp16, the
+            gradient scaler's states).
+        on_epoch_end: called after each epoch with ``(epoch, model, optimizer, scheduler, history, scaler)``.
 
     Raises:
         TrainingDivergedError: the loss became NaN or infinite (names the stage, epoch and batch).
@@ -232,12 +309,19 @@ def train(
         return history
     accelerator = accelerator or make_accelerator(config)
     check_precision(config, accelerator.device)
+    device = accelerator.device
+    model.to(device)  # before the optimizer is made: a fused optimizer checks its parameters' device
     params = [p for p in model.parameters() if p.requires_grad]
     lr = config.learning_rate
-    sgd = torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    # fused on CUDA: one kernel per step, and fp16's GradScaler hands it the overflow flag on the device instead of
+    # reading it on the host every step (GradScaler.step syncs for a non-fused optimizer)
+    sgd = torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                          fused=True if device.type == "cuda" else None)  # fmt: skip
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
     shuffle = _shuffle_generator(loader)
+    sync_bn = _global_batch(loader, accelerator.num_processes, config, stage=stage, lr=lr,
+                            show=progress and accelerator.is_local_main_process)  # fmt: skip
     # The scheduler is not handed to accelerate: its prepared scheduler steps once per process for each optimizer
     # step. Stepped here once per optimizer step, over the steps of the prepared (per-process) loader, N processes
     # with a global batch follow the one-process schedule at the same global batch.
@@ -249,13 +333,15 @@ def train(
         )
     else:
         scheduler = torch.optim.lr_scheduler.LambdaLR(sgd, lambda step: 1.0)
+    plain = accelerator.unwrap_model(wrapped)
+    autocast_dtype = _AUTOCAST.get(config.mixed_precision, torch.bfloat16)
+    scaler = torch.amp.GradScaler(device.type, enabled=config.mixed_precision == "fp16")
     if resume_state:
         optimizer.load_state_dict(resume_state["optimizer"])
         scheduler.load_state_dict(resume_state["scheduler"])
-    plain = accelerator.unwrap_model(wrapped)
-    device = accelerator.device
-    autocast_dtype = _AUTOCAST.get(config.mixed_precision, torch.bfloat16)
-    scaler = torch.amp.GradScaler(device.type, enabled=config.mixed_precision == "fp16")
+        if resume_state.get("scaler"):  # a resumed fp16 run continues at its loss scale, not at 2**16
+            scaler.load_state_dict(resume_state["scaler"])
+    attack_model = AttackGradientScaled(plain) if config.mixed_precision == "fp16" else plain
     show = progress and accelerator.is_local_main_process
     for epoch in range(start_epoch, config.epochs):
         if shuffle is not None:  # the order of epoch e depends on (seed, e) only: resumed runs see the same batches
@@ -271,7 +357,8 @@ def train(
         step = -1
         for step, (x, labels) in enumerate(bar):
             batch_attack = dataclasses.replace(attack, seed=_batch_seed(seed + attack.seed, epoch, step))
-            with torch.autocast(device.type, dtype=autocast_dtype, enabled=config.mixed_precision != "no"):
+            with torch.autocast(device.type, dtype=autocast_dtype, enabled=config.mixed_precision != "no"), \
+                    synced_batchnorm(sync_bn):
                 loss, logits_clean, logits_adv = adversarial_loss(
                     wrapped,
                     x,
@@ -279,14 +366,14 @@ def train(
                     objective=config.objective,
                     attack=batch_attack,
                     trades_beta=config.trades_beta,
-                    attack_model=plain,
+                    attack_model=attack_model,
                     monitor_clean=step % CLEAN_EVERY == 0,
                 )
             loss_value = loss.detach().float()
             first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss_value), step + 1, first_bad)
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(scaler.scale(loss))
-            scaler.step(optimizer)
+            scaler.step(sgd)  # the fused optimizer itself: accelerate's wrapper hides that it takes the overflow flag
             scaler.update()
             scheduler.step()
             # per-image results from every process, without the samples padded into the last batch
@@ -310,7 +397,9 @@ def train(
                     bar.set_postfix(loss=f"{sums[0] / max(images, 1):.3f}", clean=f"{sums[1] / max(sums[3], 1):.3f}",
                                     adv=f"{sums[2] / max(images, 1):.3f}")  # fmt: skip
         _raise_if_diverged(first_bad, stage=stage, epoch=epoch, lr=lr, eps=attack.eps)
-        bad = [name for name, t in plain.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+        floats = {name: t for name, t in plain.state_dict().items() if t.is_floating_point()}
+        finite = torch.stack([torch.isfinite(t).all() for t in floats.values()]).tolist() if floats else []  # 1 read
+        bad = [name for name, ok in zip(floats, finite) if not ok]
         if bad:  # checked before the epoch is checkpointed, so the last checkpoint stays a good one
             raise TrainingDivergedError(
                 f"{stage}: the weights became NaN or infinite during epoch {epoch + 1} (batch {step + 1} was the "
@@ -332,7 +421,7 @@ def train(
         )
         history.append(stats)
         if on_epoch_end is not None:
-            on_epoch_end(epoch, plain, optimizer, scheduler, history)
+            on_epoch_end(epoch, plain, optimizer, scheduler, history, scaler)
     if config.channels_last:
         plain.to(memory_format=torch.contiguous_format)
     plain.eval()

@@ -51,7 +51,8 @@ def main() -> None:
     parser.add_argument("--resume", default=None)
     parser.add_argument("--out", default=None)
     parser.add_argument("--weights-dir", required=True)
-    parser.add_argument("--batch-size", type=int, default=16, help="training batch per process")
+    parser.add_argument("--batch-size", type=int, default=16, help="the global training batch (split over processes)")
+    parser.add_argument("--sync-bn", choices=("auto", "on", "off"), default="auto")
     parser.add_argument("--train-steps", type=int, default=2)
     parser.add_argument("--eval-steps", type=int, default=3)
     args = parser.parse_args()
@@ -78,13 +79,14 @@ def main() -> None:
 
     _io._atomic = spy
     attack = rp.AttackConfig(eps=0.1, steps=args.train_steps)  # the digits' budget: user loaders carry none
+    sync_bn = {"auto": None, "on": True, "off": False}[args.sync_bn]
     config = rp.RobustifyConfig(
         method=args.method,
         data="loaders",
         seed=0,
-        pretrain=rp.TrainConfig(epochs=args.epochs, attack=attack, lr=0.05),
-        finetune=rp.TrainConfig(epochs=args.finetune_epochs, attack=attack, lr=0.025),
-        grow_train=rp.TrainConfig(epochs=args.grow_epochs, attack=attack, lr=0.05),
+        pretrain=rp.TrainConfig(epochs=args.epochs, attack=attack, lr=0.05, sync_bn=sync_bn),
+        finetune=rp.TrainConfig(epochs=args.finetune_epochs, attack=attack, lr=0.025, sync_bn=sync_bn),
+        grow_train=rp.TrainConfig(epochs=args.grow_epochs, attack=attack, lr=0.05, sync_bn=sync_bn),
         prune=rp.PruneConfig(sparsity=args.sparsity, structure=args.structure, rounds=args.rounds,
                              rewind_epoch=args.rewind_epoch),  # fmt: skip
         ticket_method="prune",  # iwi: pinned, so the stages checked do not follow IWI_DEFAULT

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -13,6 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import robust_prune.runner as runner_module
+import robust_prune.training as training
 from robust_prune import AttackConfig, RobustifyConfig, TrainConfig
 from robust_prune.checkpoint import RunDirectory, config_fingerprint
 from robust_prune.errors import (
@@ -55,6 +57,21 @@ def _train_stage(run_dir: RunDirectory | None, model: nn.Module, loader: DataLoa
     return run.train(model, loader, stage="pretrain", config=config, eps=0.0, seed=0, progress=False)
 
 
+def _die_after_epoch(monkeypatch: pytest.MonkeyPatch, last: int) -> None:
+    """Make the runner's train() stop (KeyboardInterrupt) right after epoch ``last`` (0-based) was checkpointed."""
+    original = runner_module.train
+
+    def train_then_die(*args: Any, on_epoch_end: Any = None, **kwargs: Any) -> Any:
+        def hook(epoch: int, *rest: Any) -> None:
+            on_epoch_end(epoch, *rest)
+            if epoch == last:
+                raise KeyboardInterrupt
+
+        return original(*args, on_epoch_end=hook, **kwargs)
+
+    monkeypatch.setattr(runner_module, "train", train_then_die)
+
+
 def test_layout_and_latest_checkpoint(tmp_path: Path) -> None:
     model, loader = _tiny()
     run_dir = RunDirectory(tmp_path / "run", RobustifyConfig(method="dense"))
@@ -74,23 +91,12 @@ def test_resume_from_an_epoch_matches_an_uninterrupted_stage(tmp_path: Path, mon
     straight = _train_stage(None, model, loader, _config(epochs=3))
     expected = {k: v.clone() for k, v in model.state_dict().items()}
 
-    # a run that dies right after its epoch-2 checkpoint
-    original = runner_module.train
-
-    def train_then_die(*args: Any, on_epoch_end: Any = None, **kwargs: Any) -> Any:
-        def hook(epoch: int, *rest: Any) -> None:
-            on_epoch_end(epoch, *rest)
-            if epoch == 1:
-                raise KeyboardInterrupt
-
-        return original(*args, on_epoch_end=hook, **kwargs)
-
-    monkeypatch.setattr(runner_module, "train", train_then_die)
+    _die_after_epoch(monkeypatch, last=1)  # a run that dies right after its epoch-2 checkpoint
     model, loader = _tiny()
     config = RobustifyConfig(method="dense")
     with pytest.raises(KeyboardInterrupt):
         _train_stage(RunDirectory(tmp_path / "run", config), model, loader, _config(epochs=3))
-    monkeypatch.setattr(runner_module, "train", original)
+    monkeypatch.setattr(runner_module, "train", training.train)
 
     model, loader = _tiny()
     resumed_dir = RunDirectory(tmp_path / "run", config, resume=True)
@@ -98,6 +104,41 @@ def test_resume_from_an_epoch_matches_an_uninterrupted_stage(tmp_path: Path, mon
     history = _train_stage(resumed_dir, model, loader, _config(epochs=3))
     assert [h.epoch for h in history] == [1, 2, 3]
     assert [round(h.loss, 6) for h in history] == [round(h.loss, 6) for h in straight]
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, expected[key]), key
+
+
+def test_fp16_resume_continues_at_the_saved_loss_scale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The GradScaler's state goes into the checkpoint and comes back on resume: a resumed fp16 run is exact.
+
+    fp16 autocast and GradScaler run on the CPU here (train() refuses fp16 without CUDA; the check is lifted for the
+    test). Large inputs overflow fp16 gradients at the initial scale 2**16, so the scale halves during the first
+    epochs: a resume that restarted at 2**16 would skip steps and end elsewhere.
+    """
+    monkeypatch.setattr(training, "check_precision", lambda *a, **k: None)
+
+    def tiny() -> tuple[nn.Module, DataLoader]:
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 10))
+        x, y = torch.rand(24, 3, 4, 4) * 200, torch.arange(24) % 10
+        return model, DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True,
+                                 generator=torch.Generator().manual_seed(0))  # fmt: skip
+
+    config = dataclasses.replace(_config(epochs=3, lr=1e-4), mixed_precision="fp16")
+    model, loader = tiny()
+    _train_stage(None, model, loader, config)
+    expected = {k: v.clone() for k, v in model.state_dict().items()}
+
+    _die_after_epoch(monkeypatch, last=1)
+    run_config = RobustifyConfig(method="dense")
+    with pytest.raises(KeyboardInterrupt):
+        _train_stage(RunDirectory(tmp_path / "run", run_config), *tiny(), config)
+    monkeypatch.setattr(runner_module, "train", training.train)
+    resumed = RunDirectory(tmp_path / "run", run_config, resume=True)
+    saved = resumed.latest().train_state()["scaler"]
+    assert saved["scale"] < 2.0**16, saved  # the scale moved: the comparison below can tell a reset
+    model, loader = tiny()
+    _train_stage(resumed, model, loader, config)
     for key, value in model.state_dict().items():
         assert torch.equal(value, expected[key]), key
 

@@ -66,3 +66,76 @@ def test_every_method_runs_on_the_device(device, method, structure, importance, 
     again = rp.from_pretrained(tmp_path / "saved").to(device).eval()
     with torch.no_grad():
         torch.testing.assert_close(again(x), out, rtol=1e-4, atol=1e-5)
+
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+@CUDA
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("objective", "precision", "channels_last"),
+    [("pgd-at", "bf16", True), ("pgd-at", "fp16", False), ("trades", "bf16", False), ("fgsm-rs", "fp16", True),
+     ("trades", "no", False)],
+)  # fmt: skip
+def test_objectives_and_precisions_train_on_cuda(objective, precision, channels_last, tiny_bundle) -> None:
+    torch.manual_seed(0)
+    result = rp.robustify("test_resnet", tiny_bundle, method="dense", epochs=2, train_steps=2, eval_steps=2,
+                          eval_n=16, objective=objective, mixed_precision=precision, channels_last=channels_last,
+                          progress=False)  # fmt: skip
+    assert {p.device.type for p in result.model.parameters()} == {"cuda"}
+    assert all(torch.isfinite(torch.tensor(h.loss)) for h in result.history)
+    assert result.history[-1].loss < result.history[0].loss * 1.5  # trained, not diverged
+
+
+@CUDA
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_a_killed_cuda_run_resumes_exactly(precision, tiny_bundle, tmp_path: Path, monkeypatch) -> None:
+    """deterministic=True: a run killed after its first epoch's checkpoint and resumed ends with exactly the
+    weights of an uninterrupted run (fp16: the GradScaler's scale comes back with the checkpoint)."""
+    import robust_prune.runner as runner_module
+
+    options = {"method": "dense", "epochs": 2, "train_steps": 2, "eval_steps": 2, "eval_n": 16, "progress": False,
+               "mixed_precision": precision, "deterministic": True}  # fmt: skip
+    torch.manual_seed(0)
+    straight = rp.robustify(timm.create_model("test_resnet", num_classes=10), tiny_bundle, **options)
+    original = runner_module.train
+
+    def die_after_first_epoch(*args, on_epoch_end=None, **kwargs):
+        def hook(epoch, *rest):
+            on_epoch_end(epoch, *rest)
+            if epoch == 0:
+                raise KeyboardInterrupt
+
+        return original(*args, on_epoch_end=hook, **kwargs)
+
+    monkeypatch.setattr(runner_module, "train", die_after_first_epoch)
+    torch.manual_seed(0)
+    with pytest.raises(KeyboardInterrupt):
+        rp.robustify(timm.create_model("test_resnet", num_classes=10), tiny_bundle, run_dir=tmp_path, **options)
+    monkeypatch.setattr(runner_module, "train", original)
+    torch.manual_seed(0)
+    resumed = rp.robustify(timm.create_model("test_resnet", num_classes=10), tiny_bundle, resume=tmp_path, **options)
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+
+
+@CUDA
+@pytest.mark.slow
+def test_a_lottery_with_two_rounds_on_cuda_from_a_model_already_there(tiny_bundle) -> None:
+    torch.manual_seed(0)
+    model = timm.create_model("test_resnet", num_classes=10).cuda()  # handed in on the GPU
+    result = rp.robustify(model, tiny_bundle, method="lottery", rounds=2, epochs=1, finetune_epochs=1,
+                          train_steps=1, eval_steps=2, eval_n=16, progress=False)  # fmt: skip
+    assert {p.device.type for p in result.model.parameters()} == {"cuda"}
+    assert len(result.record.extra["rounds"]) == 2
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without CUDA")
+def test_the_gpu_benchmark_refuses_clearly_without_cuda(capsys) -> None:
+    from benchmarks.__main__ import main
+
+    assert main(["gpu"]) == 2
+    err = capsys.readouterr().err
+    assert "needs a CUDA GPU" in err and "torch.cuda.is_available() is False" in err

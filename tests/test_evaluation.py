@@ -34,7 +34,7 @@ def plain_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, st
     random-start noise from the comparison; everything else is written here independently of torchattacks.
     """
     alpha = 2.5 * eps / steps
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(x.device).manual_seed(seed)  # on CUDA: the stream evaluate's seeded attack draws
     x_adv = (x + torch.empty_like(x).uniform_(-eps, eps, generator=generator)).clamp(0, 1)
     for _ in range(steps):
         x_adv.requires_grad_(True)

@@ -91,6 +91,19 @@ def test_channel_pruned_bare_model_load_save_load(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "c"]  # no temporary folder left behind
 
 
+def test_only_the_main_process_saves_or_pushes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The public rp.save_pretrained / push_to_hub / push_folder, like RobustifyResult's, write nothing on rank 1."""
+    model, _ = rp.api.prepare("test_resnet", "digits")
+    monkeypatch.setenv("RANK", "1")  # what torchrun sets on the second process (no process group needed here)
+    assert rp.save_pretrained(model, tmp_path / "a") == tmp_path / "a"
+    assert rp.save_pretrained(model, save_directory=tmp_path / "b") == tmp_path / "b"
+    assert hub.push_to_hub(model, "me/x") == "" and hub.push_folder(tmp_path / "a", "me/x") == ""
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv("RANK", "0")
+    rp.save_pretrained(model, tmp_path / "a")
+    assert (tmp_path / "a" / "model.safetensors").is_file()
+
+
 def test_a_folder_save_leaves_exactly_this_models_files(kinds: dict[str, RobustifyResult], tmp_path: Path) -> None:
     folder = tmp_path / "m"
     kinds["weight"].save_pretrained(folder)

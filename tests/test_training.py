@@ -5,6 +5,7 @@ import torch
 
 from robust_prune import AttackConfig, TrainConfig
 from robust_prune.api import prepare
+from robust_prune.determinism import deterministic
 from robust_prune.errors import TrainingDivergedError
 from robust_prune.training import train, train_one_batch
 
@@ -31,7 +32,8 @@ def test_training_is_deterministic_under_a_seed(tiny_bundle):
     for _ in range(2):
         tiny_bundle.train.generator.manual_seed(0)
         model = _model()
-        train(model, tiny_bundle.train, config=cfg, seed=3, progress=False)
+        with deterministic():  # exact on CUDA too (a no-op for the CPU's kernels)
+            train(model, tiny_bundle.train, config=cfg, seed=3, progress=False)
         weights.append(model.state_dict())
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
@@ -56,3 +58,86 @@ def test_one_batch_step_returns_the_loss(tiny_bundle):
     x, y = next(iter(tiny_bundle.train))
     loss = train_one_batch(_model(), x, y, attack=AttackConfig(eps=0.05, steps=1))
     assert loss > 0
+
+
+def test_fp16_attack_gradients_do_not_underflow():
+    """Under fp16 autocast the training attack's input gradients (~1e-6 per pixel for a batch-mean loss) partly
+    flush to zero; through AttackGradientScaled (what train() attacks under fp16) they survive, in the same
+    direction as fp32's."""
+    import torch.nn.functional as F
+
+    from robust_prune.training import AttackGradientScaled
+
+    torch.manual_seed(0)
+    model, bundle = prepare("test_resnet", "digits", batch_size=128, seed=0)
+    model.eval()
+    x, y = next(iter(bundle.train))
+
+    def input_grad(attacked, dtype):
+        x_ = x.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.float16, enabled=dtype == torch.float16):
+            loss = F.cross_entropy(attacked(x_), y)
+        return torch.autograd.grad(loss, x_)[0]
+
+    fp32 = input_grad(model, torch.float32)
+    plain, scaled = input_grad(model, torch.float16), input_grad(AttackGradientScaled(model), torch.float16)
+    zeros = {name: float((g == 0).float().mean()) for name, g in [("fp32", fp32), ("plain", plain), ("scaled", scaled)]}
+    assert zeros["plain"] > 0.002, zeros  # the underflow is real here, so the test can tell the difference
+    assert zeros["scaled"] < zeros["plain"] / 10, zeros
+    agree = {
+        name: float((g.sign() == fp32.sign()).float().mean())
+        for name, g in (("plain", plain), ("scaled", scaled))
+    }
+    assert agree["scaled"] > agree["plain"], agree
+
+
+# Tensor methods that copy a value to the host: on CUDA each one waits for the GPU to finish.
+_HOST_SYNCS = ("item", "tolist", "cpu", "numpy", "__bool__", "__int__", "__float__")
+
+
+@pytest.mark.parametrize("objective", ["pgd-at", "trades"])
+def test_no_host_sync_per_training_step(objective, tiny_bundle, monkeypatch):
+    """The number of host reads in an epoch does not grow with its steps (with the progress read, every
+    PROGRESS_EVERY steps, moved past the end): a per-step ``.item()`` / ``.cpu()`` / ``bool(tensor)`` fails this."""
+    from torch.utils.data import DataLoader, Subset
+
+    from robust_prune import training
+
+    counts: dict[str, int] = {}
+    for name in _HOST_SYNCS:
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, _name=name, **kwargs):
+            counts[_name] = counts.get(_name, 0) + 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    monkeypatch.setattr(training, "PROGRESS_EVERY", 10**6)
+    config = TrainConfig(epochs=1, objective=objective, attack=AttackConfig(eps=0.1, steps=1))
+    dataset = tiny_bundle.train.dataset
+
+    def syncs(batches: int) -> dict[str, int]:
+        counts.clear()
+        loader = DataLoader(Subset(dataset, range(8 * batches)), batch_size=8)
+        train(_model(), loader, config=config, progress=False)
+        return dict(counts)
+
+    few, many = syncs(2), syncs(6)
+    assert sum(few.values()) > 0, "nothing was counted: the patch does not see the loop's reads"
+    assert many == few, f"host reads grow with the steps: 2 steps {few}, 6 steps {many}"
+
+
+def test_a_run_says_its_global_batch_and_lr(tiny_bundle, capsys):
+    cfg = TrainConfig(epochs=1, lr=0.03, attack=AttackConfig(eps=0.1, steps=1))
+    train(_model(), tiny_bundle.train, config=cfg, stage="pretrain", progress=True)
+    assert "pretrain: global batch 32, lr 0.03" in capsys.readouterr().out
+
+
+def test_a_global_batch_that_does_not_split_over_the_processes_is_refused(tiny_bundle):
+    from robust_prune.errors import ConfigError
+    from robust_prune.training import _global_batch
+
+    cfg = TrainConfig(epochs=1, attack=AttackConfig(eps=0.1, steps=1))
+    with pytest.raises(ConfigError, match="batch size 32 is the global batch.*3 processes.*multiple of 3, e.g. 30"):
+        _global_batch(tiny_bundle.train, 3, cfg, stage="pretrain", lr=0.05, show=False)
+    assert _global_batch(tiny_bundle.train, 2, cfg, stage="pretrain", lr=0.05, show=False)  # 16 each: synchronised

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch_pruning as tp
@@ -17,6 +18,7 @@ from torch import nn
 from robust_prune.adapters import Adapter, get_adapter, timm_module, unwrap_model
 
 from ..config import ATTENTION_MODES, DEFAULT_ROUND_TO
+from ..distributed import average_gradients, mean_across
 from ..errors import ConfigError, PruningError
 from ..measure import count_macs_params, output_width, size_stats
 from ..models import eval_mode
@@ -48,6 +50,12 @@ class _RoundingPruner(tp.pruner.BasePruner):
     def _round_to(self, n_pruned: int, current_channels: int, round_to: int) -> int:
         keep = round_to * math.floor((current_channels - n_pruned) / round_to + 0.5)
         return n_pruned if keep <= 0 or keep >= current_channels else current_channels - keep
+
+    def estimate_importance(self, group: Any) -> torch.Tensor:
+        """The group's scores, averaged over the processes: every process ranks the same numbers, so all of them
+        prune the same channels (whatever their data, RNG or kernels did to their own scores)."""
+        scores = super().estimate_importance(group)
+        return scores if scores is None else mean_across(scores)
 
 
 def _check_pruned(model: nn.Module, example: torch.Tensor, expected: torch.Size) -> None:
@@ -145,6 +153,7 @@ def _channel_prune(
         steps.now = "compute the importance gradients"
         model.zero_grad(set_to_none=True)
         loss_fn(model).backward()
+        average_gradients(model)  # N processes score with the gradient one process would have
     steps.now = "trace the dependency graph"
     with adapter.graph_context(inner), torch.enable_grad(), quiet_unwrapped_parameters():
         pruner = _RoundingPruner(

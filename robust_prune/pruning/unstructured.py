@@ -29,6 +29,7 @@ from torch import nn
 from robust_prune.adapters import get_adapter, timm_module, unwrap_model
 
 from ..config import PruneConfig
+from ..distributed import average_gradients, mean_across
 from ..errors import PruningError
 from .guard import Steps, guarded
 from .masks import apply_masks, current_masks
@@ -71,13 +72,14 @@ def _scores(
             raise PruningError("importance='robust' needs loss_fn(model) -> adversarial loss for its gradients.")
         model.zero_grad(set_to_none=True)
         loss_fn(model).backward()
+        average_gradients(model)  # N processes score with the gradient one process would have
     scores: dict[str, torch.Tensor] = {}
     for name, module in layers.items():
         w = _effective_weight(module)
         if importance == "magnitude":
             s = w.abs()
         elif importance == "random":
-            s = torch.rand(w.shape)
+            s = torch.rand(w.shape, device="cpu")  # the CPU RNG on every device (scores are ranked on the CPU)
         elif importance == "robust":
             g = _weight_grad(module)
             s = (w * g).abs() if g is not None else torch.zeros_like(w)
@@ -85,7 +87,7 @@ def _scores(
             raise PruningError(
                 f"Importance {importance!r} is not available for weights; use magnitude, random or robust."
             )
-        s = s.float().cpu().clone()
+        s = mean_across(s.float()).cpu().clone()  # the same scores on every process: the same weights go
         if hasattr(module, "weight_mask"):  # what is already pruned stays pruned
             s[~module.weight_mask.bool().cpu()] = -float("inf")
         scores[name] = s
@@ -96,7 +98,7 @@ def _scores(
 
 def _lowest(scores: torch.Tensor, k: int) -> torch.Tensor:
     """A bool mask keeping all but the ``k`` lowest entries (stable sort: ties break by position)."""
-    keep = torch.ones(scores.numel(), dtype=torch.bool)
+    keep = torch.ones(scores.numel(), dtype=torch.bool, device=scores.device)
     if k > 0:
         keep[torch.argsort(scores.flatten(), stable=True)[:k]] = False
     return keep.view(scores.shape)
