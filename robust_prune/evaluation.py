@@ -30,7 +30,7 @@ from robust_prune.adapters import get_adapter
 from ._attack_zoo import AUTOATTACK_BUDGETS, CW_MIN_STEPS, SQUARE_QUERIES
 from .attacks import run_attack_detailed
 from .config import AttackConfig
-from .data import DataBundle, check_finite, first_n, load_data
+from .data import DataBundle, check_pixels, first_n, load_data
 from .distributed import gather_objects, merge_shards, model_device, shard_mask
 from .errors import ConfigError
 from .measure import channel_ratio, count_macs_params, emptied_layers, measure_latency, weight_sparsity
@@ -207,7 +207,7 @@ def evaluate(
     configs = [_config_for(a, norm=norm, eps=eps, steps=steps, restarts=restarts, seed=seed) for a in attacks]
     with torch.random.fork_rng(devices=[]):  # iterating a DataLoader draws its base seed from the global RNG
         x_all, y_all = first_n(loader, n)
-    check_finite(x_all, "evaluation")
+    check_pixels(x_all, "evaluation", batch_size=loader.batch_size)
     device = evaluation_device(model, device)
     model.to(device)
     with eval_mode(model):
