@@ -190,3 +190,11 @@ def test_cli_evaluate_flags_change_what_is_measured(tmp_path, capsys) -> None:
     assert main(base) == 0  # the defaults: PGD at 2 steps, no diagnostics
     out = capsys.readouterr().out
     assert "| pgd accuracy |" in out and "2 steps" in out and "fgsm" not in out and "Sparsity diagnostics" not in out
+
+
+def test_one_step_pgd_runs_the_sanity_checks_without_a_half_step_comparison() -> None:
+    model, _ = adversarially_trained()
+    report = evaluate(model, _loader(8), attacks=("pgd",), eps=EPS, steps=1, latency=False, progress=False, sanity_n=8)
+    monotone = next(c for c in report.sanity if c["name"] == "pgd more steps/restarts")
+    assert "1 steps: " in monotone["detail"] and "1 steps x 2 restarts: " in monotone["detail"]
+    assert "0 steps" not in monotone["detail"]  # 1 step has no half to compare with
