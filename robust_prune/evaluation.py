@@ -6,9 +6,12 @@ eval mode on pixel-space inputs. Each attack runs on the points the model classi
 counts a point as robust only if every attack failed on it.
 
 Example:
-    >>> import robust_prune as rp
-    >>> report = rp.evaluate(model, "digits", attacks=("pgd", "fgsm"), n=200)  # doctest: +SKIP
-    >>> print(report)  # doctest: +SKIP
+    >>> import timm, robust_prune as rp
+    >>> report = rp.evaluate(timm.create_model("test_resnet", num_classes=10), "digits", attacks=("pgd", "fgsm"),
+    ...                      n=16, steps=2, progress=False)
+    >>> print(report)  # doctest: +ELLIPSIS
+    | metric | value | 95% CI | threat model | n | time |
+    ...
 """
 
 from __future__ import annotations
@@ -188,9 +191,11 @@ def evaluate(
             present (the model is moved there).
 
     Example:
-        >>> report = evaluate(model, "digits", attacks=("pgd", "autoattack"), n=100)  # doctest: +SKIP
-        >>> report.robust_accuracy["autoattack"] <= report.robust_accuracy["pgd"]  # doctest: +SKIP
-        True
+        >>> import timm
+        >>> model = timm.create_model("test_resnet", num_classes=10)
+        >>> report = evaluate(model, "digits", attacks=("pgd", "fgsm"), n=16, steps=2, progress=False)
+        >>> report.n, sorted(report.robust_accuracy), report.sanity_passed
+        (16, ['fgsm', 'pgd', 'worst-case'], True)
     """
     if not isinstance(model, nn.Module):
         raise ConfigError(f"evaluate() needs a torch.nn.Module, got {type(model).__name__}.")
