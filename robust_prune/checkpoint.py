@@ -148,8 +148,9 @@ class RunDirectory:
         ConfigError: both ``resume`` and ``overwrite``.
 
     Example:
-        >>> run_dir = RunDirectory("runs/r1", RobustifyConfig(method="dense"))  # doctest: +SKIP
-        >>> run_dir.latest() is None  # doctest: +SKIP
+        >>> from robust_prune import RobustifyConfig
+        >>> run_dir = RunDirectory("runs/r1", RobustifyConfig(method="dense"))
+        >>> run_dir.latest() is None
         True
     """
 

@@ -6,9 +6,13 @@ the global RNG stream that drives shuffling and augmentation.
 
 Example:
     >>> from robust_prune import TrainConfig, AttackConfig
+    >>> from robust_prune.api import prepare
     >>> from robust_prune.training import train
-    >>> config = TrainConfig(epochs=1, attack=AttackConfig(eps=0.1))
-    >>> history = train(model, bundle.train, config=config)  # doctest: +SKIP
+    >>> model, bundle = prepare("test_resnet", "digits")
+    >>> config = TrainConfig(epochs=1, attack=AttackConfig(eps=0.1, steps=1))
+    >>> history = train(model, bundle.train, config=config, progress=False)
+    >>> history[0].epoch, history[0].images
+    (1, 1437)
 """
 
 from __future__ import annotations
@@ -133,7 +137,13 @@ def train_one_batch(
     """One SGD step of adversarial training on one batch; returns the loss (a smoke test for any model).
 
     Example:
-        >>> loss = train_one_batch(model, x, y, attack=AttackConfig(eps=0.03, steps=2))  # doctest: +SKIP
+        >>> import timm
+        >>> from robust_prune.data import first_n, load_data
+        >>> x, y = first_n(load_data("digits").train, 16)
+        >>> model = timm.create_model("test_resnet", num_classes=10)
+        >>> loss = train_one_batch(model, x, y, attack=AttackConfig(eps=0.03, steps=2))
+        >>> type(loss).__name__
+        'float'
     """
     model.train()
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr)
