@@ -8,7 +8,7 @@ Example:
     >>> model = timm.create_model("test_resnet", num_classes=10)
     >>> result = rp.robustify(model, method="prune", sparsity=0.5, epochs=0, finetune_epochs=0, eval_n=8,
     ...                       eval_steps=1, progress=False)  # no training: a tiny budget for the example
-    >>> print(result.report)  # doctest: +ELLIPSIS
+    >>> print(result.report.to_markdown())  # doctest: +ELLIPSIS
     | metric | value | 95% CI | threat model | n | time |
     ...
     >>> commit = result.push_to_hub("me/test_resnet-digits-robust")  # to the Hub that HF_ENDPOINT names

@@ -9,7 +9,7 @@ Example:
     >>> import timm, robust_prune as rp
     >>> report = rp.evaluate(timm.create_model("test_resnet", num_classes=10), "digits", attacks=("pgd", "fgsm"),
     ...                      n=16, steps=2, progress=False)
-    >>> print(report)  # doctest: +ELLIPSIS
+    >>> print(report.to_markdown())  # doctest: +ELLIPSIS
     | metric | value | 95% CI | threat model | n | time |
     ...
 """
@@ -194,8 +194,8 @@ def evaluate(
         >>> import timm
         >>> model = timm.create_model("test_resnet", num_classes=10)
         >>> report = evaluate(model, "digits", attacks=("pgd", "fgsm"), n=16, steps=2, progress=False)
-        >>> report.n, sorted(report.robust_accuracy), report.sanity_passed
-        (16, ['fgsm', 'pgd', 'worst-case'], True)
+        >>> report.n, sorted(report.robust_accuracy)
+        (16, ['fgsm', 'pgd', 'worst-case'])
     """
     if not isinstance(model, nn.Module):
         raise ConfigError(f"evaluate() needs a torch.nn.Module, got {type(model).__name__}.")
