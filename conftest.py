@@ -38,7 +38,7 @@ class _AdapterExamples(DoctestModule):
 
 class _AdapterFolder(pytest.Directory):
     def collect(self) -> Iterable[_AdapterExamples]:
-        if self.config.option.doctestmodules:
+        if getattr(self.config.option, "doctestmodules", False):
             for path in sorted(self.path.glob("*.py")):
                 yield _AdapterExamples.from_parent(self, path=path)
 
