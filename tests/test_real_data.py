@@ -210,9 +210,9 @@ def test_a_batch_with_other_channels_is_named() -> None:
     x, y = first_n(load_data("digits", batch_size=32).train, 16)
     batches = [(x[:8], y[:8] % 4), (x[8:, :1], y[8:] % 4)]  # the second batch is grey
     model = timm.create_model("test_resnet", num_classes=4)
+    config = TrainConfig(epochs=1, objective="clean", attack=AttackConfig(eps=0.0))
     with pytest.raises(DatasetError, match="Batch 2 of the training images has 1 channels; the model takes 3"):
-        train(model, DataLoader(batches, batch_size=None), config=TrainConfig(epochs=1, objective="clean", attack=AttackConfig(eps=0.0)),
-              progress=False)  # fmt: skip
+        train(model, DataLoader(batches, batch_size=None), config=config, progress=False)
 
 
 def test_workers_read_an_augmented_image_folder(tmp_path: Path) -> None:
