@@ -92,11 +92,12 @@ def check_autoattack_le_pgd(aa_correct: int, pgd_correct: int, n: int, *, name: 
 def check_pgd_monotone(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: AttackConfig) -> SanityCheck:
     """PGD with ``attack.steps`` is not weaker than with half the steps, nor with 2 restarts than with 1."""
     base = dataclasses.replace(attack, name="pgd", step_size=None, restarts=1)
-    efforts = {f"{base.steps // 2} steps": dataclasses.replace(base, steps=base.steps // 2)} if base.steps > 1 else {}
-    efforts |= {f"{base.steps} steps": base, f"{base.steps} steps x 2 restarts": dataclasses.replace(base, restarts=2)}
-    counts = {name: _robust_count(model, x, y, effort) for name, effort in efforts.items()}
+    few = dataclasses.replace(base, steps=max(1, base.steps // 2))
+    efforts = {f"{few.steps} steps": few, f"{base.steps} steps": base,  # one entry when steps=1 (half is 1 too)
+               f"{base.steps} steps x 2 restarts": dataclasses.replace(base, restarts=2)}  # fmt: skip
+    counts = {name: _robust_count(model, x, y, config) for name, config in efforts.items()}
     n, names = len(y), list(counts)
-    pairs = list(zip(names, names[1:]))  # each effort against the next larger one (1 step: no half to compare)
+    pairs = list(zip(names, names[1:]))
     rises = [(a, b) for a, b in pairs if counts[b] > counts[a] + sampling_slack(counts[a], n)]
     detail = f"robust points out of {n}: " + ", ".join(f"{k}: {v}" for k, v in counts.items())
     if rises:
