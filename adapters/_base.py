@@ -523,6 +523,11 @@ def get_adapter(model: nn.Module, *, warn: bool = True) -> Adapter:
 
     Raises:
         ModelAdaptationError: if ``model`` is not an ``nn.Module``.
+
+    Example:
+        >>> import timm
+        >>> get_adapter(timm.create_model("test_resnet")).name, get_adapter(timm.create_model("test_vit")).name
+        ('resnet', 'vision_transformer')
     """
     if not isinstance(model, nn.Module):
         raise ModelAdaptationError(

@@ -5,9 +5,16 @@ adversarial pruning, lottery tickets with rewinding, and inverse weights inherit
 
 Example:
     >>> import timm, robust_prune as rp
-    >>> model = timm.create_model("resnet18", num_classes=10)
-    >>> result = rp.robustify(model, method="prune", sparsity=0.5)  # doctest: +SKIP
-    >>> print(result.report)  # doctest: +SKIP
+    >>> model = timm.create_model("test_resnet", num_classes=10)
+    >>> result = rp.robustify(model, method="prune", sparsity=0.5, epochs=0, finetune_epochs=0, eval_n=8,
+    ...                       eval_steps=1, progress=False)  # no training: a tiny budget for the example
+    >>> print(result.report.to_markdown())  # doctest: +ELLIPSIS
+    | metric | value | 95% CI | threat model | n | time |
+    ...
+    >>> commit = result.push_to_hub("me/test_resnet-digits-robust")  # to the Hub that HF_ENDPOINT names
+    >>> again = rp.from_pretrained("me/test_resnet-digits-robust")
+    >>> again.record.structure
+    'channel'
 """
 
 from . import methods

@@ -7,10 +7,11 @@ Square 5,000 queries), not torchattacks' lighter default; ``autoattack-fast`` is
 cheaper variant. Targets are ``min(9, n_classes - 1)``.
 
 Example:
+    >>> import timm
     >>> from robust_prune import AttackConfig
-    >>> attack = build_extra_attack(model, AttackConfig(name="autoattack", eps=8 / 255))  # doctest: +SKIP
-    >>> x_adv = attack(x, y); attack.breakdown  # doctest: +SKIP
-    {'apgd-ce': 12, 'apgd-t': 1, 'fab-t': 0, 'square': 0}
+    >>> attack = build_extra_attack(timm.create_model("test_resnet"), AttackConfig(name="autoattack", eps=8 / 255))
+    >>> [(name, getattr(sub, "steps", None) or sub.n_queries) for name, sub in attack.stages(n_classes=10)]
+    [('apgd-ce', 100), ('apgd-t', 100), ('fab-t', 100), ('square', 5000)]
 """
 
 from __future__ import annotations
@@ -153,7 +154,11 @@ def build_extra_attack(model: nn.Module, config: AttackConfig) -> torchattacks.a
     is fixed by its name.
 
     Example:
-        >>> attack = build_extra_attack(model, AttackConfig(name="apgd-ce", eps=0.1, steps=50))  # doctest: +SKIP
+        >>> import timm
+        >>> model = timm.create_model("test_resnet")
+        >>> attack = build_extra_attack(model, AttackConfig(name="apgd-ce", eps=0.1, steps=50))
+        >>> type(attack).__name__, attack.steps, attack.loss
+        ('APGD', 50, 'ce')
     """
     eps = float(config.eps) if config.eps is not None else None
     if config.name == "cw":  # an L2 minimal-perturbation attack: no eps

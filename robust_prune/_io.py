@@ -18,11 +18,44 @@ from safetensors.torch import save_file
 
 from .errors import ConfigError
 
+# Every temporary name the library writes starts with this, so that a cleanup removes its own leftovers only.
+TEMP_PREFIX = ".robust_prune-tmp."
+
+
+def temp_name(name: str) -> str:
+    """The library's temporary name for ``name`` (what :func:`remove_temporaries` recognises).
+
+    Example:
+        >>> temp_name("000001")
+        '.robust_prune-tmp.000001'
+    """
+    return TEMP_PREFIX + name
+
+
+def remove_temporaries(folder: Path) -> None:
+    """Remove the leftovers of the library's interrupted writes directly in ``folder`` (files or folders), and
+    nothing else: a user's own ``.notes.tmp`` stays.
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> _ = (root / temp_name("a.json.x1")).write_text("half")
+        >>> _ = (root / ".notes.tmp").write_text("mine")
+        >>> remove_temporaries(root)
+        >>> sorted(p.name for p in root.iterdir())
+        ['.notes.tmp']
+    """
+    for stray in folder.glob(TEMP_PREFIX + "*"):
+        if stray.is_dir() and not stray.is_symlink():
+            shutil.rmtree(stray, ignore_errors=True)
+        else:
+            stray.unlink(missing_ok=True)
+
 
 def _atomic(path: Path, write: Callable[[str], None]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_name(f"{path.name}."), dir=path.parent)
     os.close(fd)
     try:
         write(tmp)

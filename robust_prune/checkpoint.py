@@ -30,7 +30,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from . import distributed
-from ._io import save_torch, write_json, write_safetensors, write_text
+from ._io import remove_temporaries, save_torch, temp_name, write_json, write_safetensors, write_text
 from .errors import CheckpointError, ConfigError, RunDirectoryExistsError, RunDirectoryMismatchError
 
 __all__ = ["Checkpoint", "RunDirectory", "config_fingerprint", "rng_state", "set_rng_state"]
@@ -149,8 +149,9 @@ class RunDirectory:
         ConfigError: both ``resume`` and ``overwrite``.
 
     Example:
-        >>> run_dir = RunDirectory("runs/r1", RobustifyConfig(method="dense"))  # doctest: +SKIP
-        >>> run_dir.latest() is None  # doctest: +SKIP
+        >>> from robust_prune import RobustifyConfig
+        >>> run_dir = RunDirectory("runs/r1", RobustifyConfig(method="dense"))
+        >>> run_dir.latest() is None
         True
     """
 
@@ -258,12 +259,10 @@ class RunDirectory:
             return
         self.path.mkdir(parents=True, exist_ok=True)
         if self.checkpoints.is_dir():
-            for stray in self.checkpoints.glob(".*.tmp"):
-                shutil.rmtree(stray, ignore_errors=True) if stray.is_dir() else stray.unlink(missing_ok=True)
+            remove_temporaries(self.checkpoints)
             if not self.resume and self.overwrite:  # asked for: forget the old run's checkpoints
                 shutil.rmtree(self.checkpoints)
-        for stray in self.path.glob(".*.tmp"):
-            stray.unlink(missing_ok=True)
+        remove_temporaries(self.path)
         payload = {"format": RUN_FORMAT, "version": RUN_VERSION, "fingerprint": self.fingerprint}
         write_json(self.path / RUN_FILE, {**payload, "config": self.config, "identity": self.identity})
 
@@ -289,7 +288,7 @@ class RunDirectory:
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         numbers = [int(p.name) for p in self.checkpoints.iterdir() if p.name.isdigit()]
         name = f"{max(numbers, default=0) + 1:06d}"
-        tmp = self.checkpoints / f".{name}.tmp"
+        tmp = self.checkpoints / temp_name(name)
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         masks = dict(getattr(record, "masks", {}) or {})

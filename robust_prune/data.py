@@ -29,7 +29,10 @@ from .errors import ConfigError, DatasetError, DatasetNotFoundError, NonFiniteIm
 from .idx import load_idx_dataset
 from .transforms import ImageTransform, check_image_size, fit_images, image_transform, resolve_image_size
 
-__all__ = ["DataBundle", "load_data", "first_n", "check_finite", "default_eps"]
+__all__ = [
+    "DataBundle", "load_data", "first_n", "check_pixels", "check_batch_shape", "pixel_faults", "raise_bad_pixels",
+    "default_eps",
+]  # fmt: skip
 
 
 def default_eps(name: str) -> float | None:
@@ -197,18 +200,80 @@ def _loader(
                       pin_memory=pin_memory, persistent_workers=num_workers > 0)  # fmt: skip
 
 
-def check_finite(images: torch.Tensor, what: str) -> None:
-    """Refuse images holding NaN or infinity (they would make every loss, attack and report NaN).
+def check_pixels(images: torch.Tensor, what: str, *, batch_size: int | None = None) -> None:
+    """Refuse images holding NaN or infinity (they would make every loss, attack and report NaN) or pixels outside
+    [0, 1]; the error names the first bad batch of ``batch_size`` images (the whole tensor is one batch if None).
+
+    Raises:
+        NonFiniteImagesError: NaN or infinite pixels.
+        DatasetError: pixels outside [0, 1].
 
     Example:
-        >>> check_finite(torch.zeros(1, 3, 8, 8), "test")
+        >>> check_pixels(torch.zeros(1, 3, 8, 8), "test")
+        >>> try:
+        ...     check_pixels(torch.tensor([0.5, 0.2, float("nan")]).view(3, 1, 1, 1), "test", batch_size=2)
+        ... except NonFiniteImagesError as err:
+        ...     print(str(err)[:53])
+        Batch 2 of the test data holds NaN or infinite pixels
     """
-    if not bool(torch.isfinite(images).all()):
-        bad = int((~torch.isfinite(images)).flatten(1).any(1).sum())
+    flat = images.flatten(1)
+    nonfinite = ~torch.isfinite(flat).all(1)
+    outside = (flat < 0).any(1) | (flat > 1).any(1)
+    for bad, kind in ((nonfinite, "nonfinite"), (outside, "range")):
+        if bool(bad.any()):
+            first = int(bad.nonzero()[0, 0])
+            raise_bad_pixels(kind, what, first // (batch_size or len(images)) + 1,
+                             detail=f" ({int(bad.sum())} of {len(images)} images)")  # fmt: skip
+
+
+def raise_bad_pixels(kind: str, what: str, batch: int | str, *, detail: str = "") -> None:
+    """Raise the error for a batch whose pixels are NaN/infinite (``kind="nonfinite"``) or outside [0, 1]
+    (``kind="range"``); ``batch`` is its 1-based index (or words).
+
+    Example:
+        >>> raise_bad_pixels("range", "training", 3)
+        Traceback (most recent call last):
+        robust_prune.errors.DatasetError: Batch 3 of the training data has pixels outside [0, 1]. ...
+    """
+    if kind == "nonfinite":
         raise NonFiniteImagesError(
-            f"{bad} of the {what} images hold NaN or infinite pixels. Clean or drop them before training: "
-            "images must be finite values in [0, 1]."
+            f"Batch {batch} of the {what} data holds NaN or infinite pixels{detail}. Clean or drop them before "
+            "training: images must be finite values in [0, 1]."
         )
+    raise DatasetError(
+        f"Batch {batch} of the {what} data has pixels outside [0, 1]{detail}. robust_prune keeps normalisation "
+        "inside the model: give it un-normalised ToTensor() images."
+    )
+
+
+def pixel_faults(images: torch.Tensor) -> torch.Tensor:
+    """Two flags on the images' device, read without a host sync: (any NaN or infinite pixel, any finite batch
+    with a pixel outside [0, 1]). One pass: a NaN propagates into the minimum, an infinity is an extreme.
+
+    Example:
+        >>> pixel_faults(torch.tensor([0.5, 2.0])).tolist()
+        [False, True]
+    """
+    low, high = torch.aminmax(images.detach())
+    finite = torch.isfinite(low) & torch.isfinite(high)
+    return torch.stack([~finite, finite & ((low < 0) | (high > 1))])
+
+
+def check_batch_shape(images: Any, what: str, *, batch: int, channels: int) -> None:
+    """Refuse a batch that is not ``(N, channels, H, H)`` (shapes only: no host sync).
+
+    Example:
+        >>> check_batch_shape(torch.zeros(2, 3, 8, 8), "training", batch=1, channels=3)
+    """
+    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise DatasetError(f"Batch {batch} of the {what} loader must hold images of shape (N, C, H, W); got {shape}.")
+    if images.shape[1] != channels:
+        raise DatasetError(
+            f"Batch {batch} of the {what} images has {images.shape[1]} channels; the model takes {channels}."
+        )
+    if images.shape[-1] != images.shape[-2]:
+        raise DatasetError(f"Batch {batch} of the {what} images is not square: {tuple(images.shape[-2:])}.")
 
 
 def _check_images(loader: DataLoader, channels: int, what: str) -> tuple[int, int]:
@@ -216,19 +281,8 @@ def _check_images(loader: DataLoader, channels: int, what: str) -> tuple[int, in
         x, y = next(iter(loader))
     except StopIteration:
         raise DatasetError(f"The {what} data is empty; it needs at least one image per class.") from None
-    if not isinstance(x, torch.Tensor) or x.dim() != 4:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise DatasetError(f"The {what} loader must yield images of shape (N, C, H, W); got {shape}.")
-    check_finite(x, what)
-    if x.shape[1] != channels:
-        raise DatasetError(f"The {what} images have {x.shape[1]} channels but the model takes {channels}.")
-    if float(x.min()) < 0.0 or float(x.max()) > 1.0:
-        raise DatasetError(
-            f"The {what} images are outside [0, 1] (min {float(x.min()):.3f}, max {float(x.max()):.3f}). "
-            "robust_prune keeps normalisation inside the model: give it un-normalised ToTensor() images."
-        )
-    if x.shape[-1] != x.shape[-2]:
-        raise DatasetError(f"The {what} images must be square; got {tuple(x.shape[-2:])}.")
+    check_batch_shape(x, what, batch=1, channels=channels)
+    check_pixels(x, what)
     return int(x.shape[-1]), int(y.max()) + 1
 
 

@@ -6,9 +6,12 @@ eval mode on pixel-space inputs. Each attack runs on the points the model classi
 counts a point as robust only if every attack failed on it.
 
 Example:
-    >>> import robust_prune as rp
-    >>> report = rp.evaluate(model, "digits", attacks=("pgd", "fgsm"), n=200)  # doctest: +SKIP
-    >>> print(report)  # doctest: +SKIP
+    >>> import timm, robust_prune as rp
+    >>> report = rp.evaluate(timm.create_model("test_resnet", num_classes=10), "digits", attacks=("pgd", "fgsm"),
+    ...                      n=16, steps=2, progress=False)
+    >>> print(report.to_markdown())  # doctest: +ELLIPSIS
+    | metric | value | 95% CI | threat model | n | time |
+    ...
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from robust_prune.adapters import get_adapter
 from ._attack_zoo import AUTOATTACK_BUDGETS, CW_MIN_STEPS, SQUARE_QUERIES
 from .attacks import run_attack_detailed
 from .config import AttackConfig
-from .data import DataBundle, check_finite, first_n, load_data
+from .data import DataBundle, check_pixels, first_n, load_data
 from .distributed import gather_objects, merge_shards, model_device, shard_mask
 from .errors import ConfigError
 from .hf_datasets import default_side, hf_splits, is_hf_data
@@ -197,9 +200,11 @@ def evaluate(
             present (the model is moved there).
 
     Example:
-        >>> report = evaluate(model, "digits", attacks=("pgd", "autoattack"), n=100)  # doctest: +SKIP
-        >>> report.robust_accuracy["autoattack"] <= report.robust_accuracy["pgd"]  # doctest: +SKIP
-        True
+        >>> import timm
+        >>> model = timm.create_model("test_resnet", num_classes=10)
+        >>> report = evaluate(model, "digits", attacks=("pgd", "fgsm"), n=16, steps=2, progress=False)
+        >>> report.n, sorted(report.robust_accuracy)
+        (16, ['fgsm', 'pgd', 'worst-case'])
     """
     if not isinstance(model, nn.Module):
         raise ConfigError(f"evaluate() needs a torch.nn.Module, got {type(model).__name__}.")
@@ -218,7 +223,7 @@ def evaluate(
     configs = [_config_for(a, norm=norm, eps=eps, steps=steps, restarts=restarts, seed=seed) for a in attacks]
     with torch.random.fork_rng(devices=[]):  # iterating a DataLoader draws its base seed from the global RNG
         x_all, y_all = first_n(loader, n)
-    check_finite(x_all, "evaluation")
+    check_pixels(x_all, "evaluation", batch_size=loader.batch_size)
     device = evaluation_device(model, device)
     model.to(device)
     with eval_mode(model):

@@ -19,11 +19,15 @@ What loads is what was measured:
   (see :mod:`robust_prune.hub_remote`).
 
 Example:
-    >>> import robust_prune as rp
-    >>> rp.save_pretrained(result, "out/resnet18-digits")  # doctest: +SKIP
-    >>> model = rp.from_pretrained("out/resnet18-digits")  # doctest: +SKIP
-    >>> result.push_to_hub("me/resnet18-digits-robust")  # doctest: +SKIP
-    >>> model = rp.from_pretrained("me/resnet18-digits-robust")  # doctest: +SKIP
+    >>> import robust_prune as rp, torch
+    >>> result = rp.robustify("test_resnet", epochs=0, finetune_epochs=0, eval_n=8, eval_steps=1, progress=False)
+    >>> folder = rp.save_pretrained(result, "out/test_resnet-digits")
+    >>> model = rp.from_pretrained("out/test_resnet-digits")
+    >>> commit = result.push_to_hub("me/test_resnet-digits-robust")
+    >>> again = rp.from_pretrained("me/test_resnet-digits-robust")
+    >>> x = torch.rand(2, 3, 32, 32)
+    >>> torch.equal(again(x), model(x)) and torch.equal(model(x), result.model(x))
+    True
 """
 
 from __future__ import annotations
@@ -148,8 +152,13 @@ def save_pretrained(
             nothing is written.
 
     Example:
-        >>> save_pretrained(result, "out/run1")  # doctest: +SKIP
-        >>> save_pretrained(model, "out/run2", record=record, report=report)  # doctest: +SKIP
+        >>> import timm, robust_prune as rp
+        >>> result = rp.robustify("test_resnet", epochs=0, finetune_epochs=0, eval_n=8, eval_steps=1, progress=False)
+        >>> save_pretrained(result, "out/run1").name
+        'run1'
+        >>> model, record = rp.prune(timm.create_model("test_resnet", num_classes=10), 0.5)
+        >>> sorted(p.name for p in save_pretrained(model, "out/run2", record=record).iterdir())
+        ['README.md', 'config.json', 'model.safetensors']
     """
     model, record, report, extra = _what_to_save(model_or_result, record, report)
     base_model = base_model or extra.get("base_model") or base_model_of(model)
@@ -279,7 +288,11 @@ def push_folder(
         HubError: invalid repository id, no token, refused token, or a network failure (nothing committed).
 
     Example:
-        >>> push_folder("runs/resnet18-digits-prune", "me/resnet18-digits-robust")  # doctest: +SKIP
+        >>> import timm, robust_prune as rp
+        >>> model, record = rp.prune(timm.create_model("test_resnet", num_classes=10), 0.5)
+        >>> folder = save_pretrained(model, "runs/test_resnet-digits-prune", record=record)
+        >>> push_folder(folder, "me/test_resnet-digits-robust").startswith("http")
+        True
     """
     from .hub_remote import resolve_token, upload_folder, validate_repo_id
 
@@ -321,7 +334,11 @@ def push_to_hub(
     Returns the commit URL (an empty string on the non-main processes of a distributed run, which push nothing).
 
     Example:
-        >>> push_to_hub(result, "me/resnet18-digits-robust", private=True)  # doctest: +SKIP
+        >>> import robust_prune as rp
+        >>> result = rp.robustify("test_resnet", epochs=0, finetune_epochs=0, eval_n=8, eval_steps=1, progress=False)
+        >>> url = push_to_hub(result, "me/test_resnet-digits-robust", private=True)
+        >>> from_pretrained("me/test_resnet-digits-robust").report.n
+        8
     """
     from .hub_remote import resolve_token, validate_repo_id
 
@@ -401,9 +418,16 @@ def from_pretrained(
         HubError: invalid repository id, missing repository or revision, or a network failure.
 
     Example:
-        >>> model = from_pretrained("out/run1")  # doctest: +SKIP
-        >>> model = from_pretrained("me/resnet18-digits-robust", revision="main")  # doctest: +SKIP
-        >>> model(torch.rand(1, 3, 32, 32)).shape  # doctest: +SKIP
+        >>> import timm, robust_prune as rp
+        >>> model, record = rp.prune(timm.create_model("test_resnet", num_classes=10), 0.5)
+        >>> url = push_to_hub(model, "me/test_resnet-digits-robust", record=record)
+        >>> save_pretrained(model, "out/run1", record=record).name
+        'run1'
+        >>> local = from_pretrained("out/run1")
+        >>> remote = from_pretrained("me/test_resnet-digits-robust", revision="main")
+        >>> x = torch.rand(1, 3, 32, 32)
+        >>> torch.equal(local(x), remote(x)), remote(x).shape
+        (True, torch.Size([1, 10]))
     """
     name = os.fspath(name_or_path)
     if name.startswith("hf://"):

@@ -6,10 +6,13 @@ patched client are honoured). Tokens come from huggingface_hub's usual places (t
 client raises is turned into a :class:`~robust_prune.errors.HubError` that says what to do.
 
 Example:
+    >>> import robust_prune as rp
     >>> from robust_prune.hub_remote import download_folder
-    >>> folder = download_folder("me/resnet10t-digits-robust")  # doctest: +SKIP
-    >>> sorted(p.name for p in folder.iterdir())  # doctest: +SKIP
-    ['README.md', 'config.json', 'model.safetensors', 'report.json']
+    >>> result = rp.robustify("test_resnet", epochs=0, finetune_epochs=0, eval_n=8, eval_steps=1, progress=False)
+    >>> url = result.push_to_hub("me/test_resnet-digits-robust")
+    >>> folder = download_folder("me/test_resnet-digits-robust")
+    >>> sorted(p.name for p in folder.iterdir())
+    ['README.md', 'config.json', 'model.safetensors', 'report.json', 'report.md']
 """
 
 from __future__ import annotations
@@ -169,7 +172,11 @@ def download_folder(
         NotARobustPruneFolderError: the repository holds no config.json / model.safetensors.
 
     Example:
-        >>> folder = download_folder("me/resnet10t-digits-robust", revision="main")  # doctest: +SKIP
+        >>> import timm, robust_prune as rp
+        >>> model, record = rp.prune(timm.create_model("test_resnet", num_classes=10), 0.5)
+        >>> url = rp.push_to_hub(model, "me/test_resnet-pruned", record=record)
+        >>> (download_folder("me/test_resnet-pruned", revision="main") / "config.json").is_file()
+        True
     """
     from huggingface_hub import snapshot_download
 
@@ -223,8 +230,11 @@ def upload_folder(
         The commit URL.
 
     Example:
-        >>> upload_folder("out/run1", "me/resnet10t-digits-robust")  # doctest: +SKIP
-        'https://huggingface.co/me/resnet10t-digits-robust/commit/...'
+        >>> import timm, robust_prune as rp
+        >>> model, record = rp.prune(timm.create_model("test_resnet", num_classes=10), 0.5)
+        >>> folder = rp.save_pretrained(model, "out/run1", record=record)
+        >>> upload_folder(folder, "me/test_resnet-pruned")  # doctest: +ELLIPSIS
+        'http.../me/test_resnet-pruned/commit/...'
     """
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 

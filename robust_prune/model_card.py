@@ -10,8 +10,12 @@ base model is named only when it is known (recorded at creation or passed to ``s
 report.
 
 Example:
-    >>> card = build_model_card(config, report, repo_id="me/resnet10t-digits")  # doctest: +SKIP
-    >>> card_metrics(str(card)) == report_metrics(report)  # doctest: +SKIP
+    >>> import json, robust_prune as rp
+    >>> result = rp.robustify("test_resnet", method="dense", epochs=1, objective="clean", eval_n=16, eval_steps=2,
+    ...                       progress=False)  # one clean epoch: enough right answers for the sanity checks
+    >>> config = json.loads((result.save_pretrained("out/run1") / "config.json").read_text())
+    >>> card = build_model_card(config, result.report, repo_id="me/test_resnet-digits")
+    >>> card_metrics(str(card)) == report_metrics(result.report)
     True
 """
 
@@ -123,8 +127,11 @@ def card_metrics(card: str | ModelCard) -> dict[str, float]:
     """Parse a card's ``model-index`` back with huggingface_hub: ``{metric config: value}``.
 
     Example:
-        >>> card_metrics(open("out/run1/README.md").read())  # doctest: +SKIP
-        {'clean': 0.97, 'pgd Linf eps=0.1 steps=20 restarts=1': 0.81}
+        >>> import robust_prune as rp
+        >>> result = rp.robustify("test_resnet", method="dense", epochs=1, objective="clean", eval_n=16, eval_steps=2,
+        ...                       progress=False)
+        >>> sorted(card_metrics((result.save_pretrained("out/run1") / "README.md").read_text()))
+        ['clean', 'pgd Linf eps=0.1 steps=2 restarts=1']
     """
     parsed = card if isinstance(card, ModelCard) else ModelCard(card)
     return {str(r.metric_config): float(r.metric_value) for r in parsed.data.eval_results or []}
@@ -230,9 +237,10 @@ def build_model_card(
         repo_id: the Hub repository the card is for (used in the loading code); a placeholder when None.
 
     Example:
-        >>> card = build_model_card(config, report, repo_id="me/resnet10t-digits")  # doctest: +SKIP
-        >>> card.data.library_name  # doctest: +SKIP
-        'robust_prune'
+        >>> config = {"architecture": "test_resnet", "num_classes": 10, "robust_prune": {"method": "dense"}}
+        >>> card = build_model_card(config, None, repo_id="me/test_resnet-digits")
+        >>> card.data.library_name, card.data.eval_results  # no report: no model-index
+        ('robust_prune', None)
     """
     section = config.get("robust_prune", {})
     record = section.get("record", {})

@@ -13,9 +13,13 @@ and returns their dictionaries, which :func:`robust_prune.evaluate` stores in th
 - ``deterministic``: the model's output is the same for the same input.
 
 Example:
-    >>> checks = run_sanity_checks(model, x, y, attack=AttackConfig(eps=0.1, steps=10))  # doctest: +SKIP
-    >>> [c["name"] for c in checks if not c["passed"]]  # doctest: +SKIP
-    []
+    >>> import timm
+    >>> from robust_prune.data import first_n, load_data
+    >>> model = timm.create_model("test_resnet", num_classes=10).eval()
+    >>> x, y = first_n(load_data("digits").test, 8)
+    >>> checks = run_sanity_checks(model, x, y, attack=AttackConfig(eps=0.1, steps=2))
+    >>> [c["name"] for c in checks]
+    ['pgd more steps/restarts', 'large eps -> ~0 accuracy', 'input gradient non-zero', 'deterministic output']
 """
 
 from __future__ import annotations
@@ -172,7 +176,14 @@ def run_sanity_checks(
         max_points: the subset size for the checks that run extra attacks.
 
     Example:
-        >>> checks = run_sanity_checks(model, x, y, attack=AttackConfig(eps=0.1, steps=10))  # doctest: +SKIP
+        >>> import timm
+        >>> from robust_prune.data import first_n, load_data
+        >>> model = timm.create_model("test_resnet", num_classes=10).eval()
+        >>> x, y = first_n(load_data("digits").test, 8)
+        >>> checks = run_sanity_checks(model, x, y, attack=AttackConfig(eps=0.1, steps=2), clean_accuracy=0.5,
+        ...                            robust_accuracy={"pgd": 0.25})
+        >>> next(c for c in checks if c["name"] == "robust <= clean")["passed"]
+        True
     """
     checks: list[SanityCheck] = []
     if clean_accuracy is not None and robust_accuracy:

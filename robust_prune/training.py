@@ -6,9 +6,13 @@ the global RNG stream that drives shuffling and augmentation.
 
 Example:
     >>> from robust_prune import TrainConfig, AttackConfig
+    >>> from robust_prune.api import prepare
     >>> from robust_prune.training import train
-    >>> config = TrainConfig(epochs=1, attack=AttackConfig(eps=0.1))
-    >>> history = train(model, bundle.train, config=config)  # doctest: +SKIP
+    >>> model, bundle = prepare("test_resnet", "digits")
+    >>> config = TrainConfig(epochs=1, attack=AttackConfig(eps=0.1, steps=1))
+    >>> history = train(model, bundle.train, config=config, progress=False)
+    >>> history[0].epoch, history[0].images
+    (1, 1437)
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from tqdm.auto import tqdm
 from . import distributed
 from .attacks import preserve_state, run_attack
 from .config import AttackConfig, TrainConfig
+from .data import check_batch_shape, pixel_faults, raise_bad_pixels
 from .errors import ConfigError, TrainingDivergedError
 from .models import eval_mode
 from .sync_bn import synced_batchnorm, use_sync_bn
@@ -141,7 +146,13 @@ def train_one_batch(
     """One SGD step of adversarial training on one batch; returns the loss (a smoke test for any model).
 
     Example:
-        >>> loss = train_one_batch(model, x, y, attack=AttackConfig(eps=0.03, steps=2))  # doctest: +SKIP
+        >>> import timm
+        >>> from robust_prune.data import first_n, load_data
+        >>> x, y = first_n(load_data("digits").train, 16)
+        >>> model = timm.create_model("test_resnet", num_classes=10)
+        >>> loss = train_one_batch(model, x, y, attack=AttackConfig(eps=0.03, steps=2))
+        >>> type(loss).__name__
+        'float'
     """
     model.train()
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr)
@@ -237,12 +248,21 @@ def check_precision(config: TrainConfig, device: torch.device | str) -> None:
         )
 
 
-def _raise_if_diverged(first_bad: torch.Tensor, *, stage: str, epoch: int, lr: float, eps: float | None) -> None:
-    """Raise on every process when the loss diverged on any (one process raising alone would hang the others)."""
-    if int(distributed.sum_across((first_bad > 0).to(torch.int32))):
-        where = f"batch {int(first_bad)}" if int(first_bad) else "a batch of another process"
+def _raise_if_bad(watch: torch.Tensor, *, stage: str, epoch: int, lr: float, eps: float | None) -> None:
+    """Raise on every process when any process saw a bad batch (one process raising alone would hang the others).
+
+    ``watch`` holds 1 + the first batch whose (loss was not finite, pixels were not finite, pixels were outside
+    [0, 1]), 0 where none; bad images come first, since they make the loss NaN too. One host sync."""
+    seen, first = torch.stack([distributed.sum_across((watch > 0).to(watch.dtype)), watch]).tolist()
+    where = [str(b) if b else "(of another process)" for b in first]
+    context = f" ({stage}, epoch {epoch + 1})"
+    if seen[1]:
+        raise_bad_pixels("nonfinite", "training", where[1] + context)
+    if seen[2]:
+        raise_bad_pixels("range", "training", where[2] + context)
+    if seen[0]:
         raise TrainingDivergedError(
-            f"{stage}: the loss became NaN or infinite at epoch {epoch + 1}, {where}. "
+            f"{stage}: the loss became NaN or infinite at epoch {epoch + 1}, batch {where[0]}. "
             f"Likely cause: the learning rate ({lr}) or eps ({eps}) is too large. "
             "The last good checkpoint (if any) is kept."
         )
@@ -300,6 +320,9 @@ def train(
 
     Raises:
         TrainingDivergedError: the loss became NaN or infinite (names the stage, epoch and batch).
+        NonFiniteImagesError: a batch held NaN or infinite pixels; DatasetError: a batch had pixels outside [0, 1],
+            other channels than the first batch, or non-square images (each names the batch; the pixel checks are
+            read with the progress every ``PROGRESS_EVERY`` steps, so up to that many batches train first).
     """
     if config.attack.eps is None and eps is None:
         raise ConfigError("The training attack has no eps: set TrainConfig.attack.eps or pass eps=.")
@@ -343,6 +366,7 @@ def train(
             scaler.load_state_dict(resume_state["scaler"])
     attack_model = AttackGradientScaled(plain) if config.mixed_precision == "fp16" else plain
     show = progress and accelerator.is_local_main_process
+    channels = 0  # every batch must have the first one's channels
     for epoch in range(start_epoch, config.epochs):
         if shuffle is not None:  # the order of epoch e depends on (seed, e) only: resumed runs see the same batches
             shuffle.manual_seed(_shuffle_seed(seed, epoch))
@@ -350,12 +374,16 @@ def train(
         started = time.perf_counter()
         # loss sum, clean correct, adv correct, images whose clean accuracy was measured (stays on the device)
         totals = torch.zeros(4, device=device)
-        first_bad = torch.zeros((), dtype=torch.long, device=device)  # 1 + the first non-finite batch, 0 if none
+        # 1 + the first batch whose loss / pixels were not finite / pixels were outside [0, 1] (0: none), read with
+        # the progress: every batch of any loader is checked without a host sync per step
+        watch = torch.zeros(3, dtype=torch.long, device=device)
         images = 0
         steps = len(loader)
         bar = tqdm(loader, desc=f"{stage} {epoch + 1}/{config.epochs}", disable=not show, leave=False)
         step = -1
         for step, (x, labels) in enumerate(bar):
+            channels = channels or (x.shape[1] if isinstance(x, torch.Tensor) and x.dim() == 4 else 0)
+            check_batch_shape(x, "training", batch=step + 1, channels=channels)  # host-side shapes: no sync
             batch_attack = dataclasses.replace(attack, seed=_batch_seed(seed + attack.seed, epoch, step))
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=config.mixed_precision != "no"), \
                     synced_batchnorm(sync_bn):
@@ -370,7 +398,8 @@ def train(
                     monitor_clean=step % CLEAN_EVERY == 0,
                 )
             loss_value = loss.detach().float()
-            first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss_value), step + 1, first_bad)
+            faults = torch.cat([(~torch.isfinite(loss_value)).reshape(1), pixel_faults(x).to(loss_value.device)])
+            watch = torch.where((watch == 0) & faults, step + 1, watch)
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(scaler.scale(loss))
             scaler.step(sgd)  # the fused optimizer itself: accelerate's wrapper hides that it takes the overflow flag
@@ -391,12 +420,12 @@ def train(
             totals += per_image.sum(1).to(totals.device)
             images += per_image.shape[1]
             if (step + 1) % PROGRESS_EVERY == 0 or step + 1 == steps:  # the only host syncs of the loop
-                _raise_if_diverged(first_bad, stage=stage, epoch=epoch, lr=lr, eps=attack.eps)
+                _raise_if_bad(watch, stage=stage, epoch=epoch, lr=lr, eps=attack.eps)
                 if show:
                     sums = totals.tolist()
                     bar.set_postfix(loss=f"{sums[0] / max(images, 1):.3f}", clean=f"{sums[1] / max(sums[3], 1):.3f}",
                                     adv=f"{sums[2] / max(images, 1):.3f}")  # fmt: skip
-        _raise_if_diverged(first_bad, stage=stage, epoch=epoch, lr=lr, eps=attack.eps)
+        _raise_if_bad(watch, stage=stage, epoch=epoch, lr=lr, eps=attack.eps)
         floats = {name: t for name, t in plain.state_dict().items() if t.is_floating_point()}
         finite = torch.stack([torch.isfinite(t).all() for t in floats.values()]).tolist() if floats else []  # 1 read
         bad = [name for name, ok in zip(floats, finite) if not ok]

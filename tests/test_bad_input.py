@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+from safetensors.torch import load_file
 from torch.utils.data import DataLoader, TensorDataset
 
 import robust_prune as rp
@@ -25,6 +26,11 @@ torch.set_num_threads(1)
 
 def _files(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
+
+
+def _latest_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run_dir / "checkpoints" / (run_dir / "checkpoints" / "LATEST").read_text().strip()
+                         / "model.safetensors"))  # fmt: skip
 
 
 def _loaders(train_x: torch.Tensor, n_test: int = 8) -> tuple[DataLoader, DataLoader]:
@@ -160,9 +166,14 @@ def test_starting_again_in_a_run_directory_keeps_its_checkpoints(
         rp.robustify(timm.create_model("test_resnet", num_classes=10), data, config=_config(), run_dir=run_dir,
                      progress=False)  # fmt: skip
     assert _files(run_dir) == before
-    rp.robustify(timm.create_model("test_resnet", num_classes=10), data, config=_config(), run_dir=run_dir,
-                 progress=False, overwrite=True)  # fmt: skip
-    assert _files(run_dir) == before  # the same layout, new checkpoints
+    old = _latest_weights(run_dir)
+    torch.manual_seed(1)  # another start: the new run's checkpoints cannot be the old ones by chance
+    again = rp.robustify(timm.create_model("test_resnet", num_classes=10), data, config=_config(), run_dir=run_dir,
+                         progress=False, overwrite=True)  # fmt: skip
+    assert _files(run_dir) == before  # the same layout...
+    new = _latest_weights(run_dir)
+    assert not torch.equal(new["model.fc.weight"], old["model.fc.weight"])  # ...holding the new run's weights
+    assert all(torch.equal(new[k], v) for k, v in again.model.state_dict().items())
 
     argv = ["robustify", "--model", "test_resnet", "--method", "dense", "--epochs", "0", "--eval-n", "8",
             "--eval-steps", "1", "--no-progress", "--run-dir", str(tmp_path / "cli"), "--out", str(tmp_path / "out")]

@@ -13,6 +13,7 @@ import torch
 from benchmarks import _deploy as speed_deploy
 from benchmarks import paper, speed
 from benchmarks.__main__ import build_parser
+from benchmarks.__main__ import main as benchmarks_main
 from benchmarks._cells import Cell, CellUnavailable, aggregate, previous_cells, run_cells
 from benchmarks._common import set_threads
 from benchmarks._paper_report import compare, write_report
@@ -143,11 +144,15 @@ def test_full_grid_has_every_cell_of_the_three_findings() -> None:
     assert "f2/lottery-reinit/weight/0.9/seed2" in keys and "f3/iwi/channel/0.5/seed0" in keys
 
 
-def test_cli_dispatches_the_suites() -> None:
-    parser, modules = build_parser()
-    assert {"paper", "speed"} <= set(modules)
-    args = parser.parse_args(["paper", "--quick", "--resume", "--findings", "f1"])
-    assert args.quick and args.resume and args.findings == "f1"
+def test_the_command_line_runs_the_named_suite_and_returns_its_code(tmp_path: Path, capsys) -> None:
+    rows = [{"finding": "f1", "method": "dense", "structure": "weight", "sparsity": 0.0, "status": "ok",
+             "clean": 0.9, "clean_spread": 0.02, "pgd": 0.5, "pgd_spread": 0.05}]  # fmt: skip
+    committed, far = tmp_path / "committed.json", tmp_path / "far.json"
+    committed.write_text(json.dumps({"rows": rows, "environment": {}}))
+    far.write_text(json.dumps({"rows": [{**rows[0], "pgd": 0.2}], "environment": {}}))
+    assert benchmarks_main(["check", str(committed), str(committed)]) == 0
+    assert benchmarks_main(["check", str(far), str(committed)]) == 1  # the suite's verdict is the exit code
+    assert "1 of 2 (cell, metric) pairs within" in capsys.readouterr().out
 
 
 def test_threads_come_from_the_option_then_the_environment_then_one(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -162,8 +167,6 @@ def test_threads_come_from_the_option_then_the_environment_then_one(monkeypatch:
         assert set_threads(None) == 1
         with pytest.raises(ValueError, match="at least 1"):
             set_threads(0)
-        args = build_parser()[0].parse_args(["paper", "--quick", "--threads", "2"])
-        assert args.threads == 2
     finally:
         torch.set_num_threads(before)
 

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import robust_prune.runner as runner_module
 import robust_prune.training as training
 from robust_prune import AttackConfig, RobustifyConfig, TrainConfig
+from robust_prune._io import temp_name
 from robust_prune.checkpoint import RunDirectory, config_fingerprint
 from robust_prune.errors import (
     CheckpointError,
@@ -265,3 +266,22 @@ def test_a_fresh_start_deletes_nothing_unless_asked(tmp_path: Path) -> None:
     assert _files(tmp_path / "run") == ["run.json"]
     assert json.loads((tmp_path / "run" / "run.json").read_text())["fingerprint"] == fresh.fingerprint
     RunDirectory(tmp_path / "run", RobustifyConfig(method="prune")).start()  # no checkpoint left: a plain start
+
+
+def test_a_fresh_start_removes_only_the_library_s_own_temporaries(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    mine = [run / ".notes.tmp", run / "checkpoints" / ".notes.tmp"]
+    for path in mine:
+        path.write_text("a user's own notes")
+    (run / ".cache.tmp").mkdir()  # a user's folder named like a temporary file
+    (run / ".cache.tmp" / "data.txt").write_text("kept")
+    ours = [run / temp_name("run.json.abc123"), run / "checkpoints" / temp_name("000001")]
+    ours[0].write_text("{half")
+    ours[1].mkdir()  # an interrupted checkpoint is a folder
+    (ours[1] / "model.safetensors").write_bytes(b"half")
+    RunDirectory(run, RobustifyConfig(method="dense")).start()
+    assert all(p.read_text() == "a user's own notes" for p in mine)
+    assert (run / ".cache.tmp" / "data.txt").read_text() == "kept"
+    assert not any(p.exists() for p in ours)
+    assert (run / "run.json").is_file()

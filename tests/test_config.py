@@ -1,8 +1,10 @@
 """Config dataclasses: validation with actionable errors, and JSON round trips."""
 
 import pytest
+import timm
 
 from robust_prune import AttackConfig, PruneConfig, RobustifyConfig, TrainConfig
+from robust_prune.attacks import build_attack
 from robust_prune.errors import ConfigError
 
 
@@ -46,8 +48,10 @@ def test_unknown_json_fields_are_rejected():
         TrainConfig.from_dict({"epochs": 1, "learning_rate": 0.1})
 
 
-def test_step_size_defaults_to_2_5_eps_over_steps():
-    assert AttackConfig(eps=0.1, steps=10).resolved_step_size() == pytest.approx(0.025)
+def test_the_attack_steps_by_2_5_eps_over_steps_unless_told():
+    model = timm.create_model("test_resnet", num_classes=10)
+    assert build_attack(model, AttackConfig(eps=0.1, steps=10)).alpha == pytest.approx(0.025)  # Madry et al.
+    assert build_attack(model, AttackConfig(eps=0.1, steps=10, step_size=0.05)).alpha == pytest.approx(0.05)
 
 
 def test_total_epochs_counts_every_phase():

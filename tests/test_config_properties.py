@@ -63,9 +63,11 @@ def test_sparsity_outside_unit_interval_is_rejected(sparsity: float) -> None:
 
 
 @SETTINGS
-@given(sparsity=valid_sparsity)
-def test_sparsity_in_unit_interval_is_accepted(sparsity: float) -> None:
-    assert 0.0 < PruneConfig(sparsity=sparsity).per_round_keep() <= 1.0
+@given(sparsity=valid_sparsity, rounds=st.integers(min_value=1, max_value=8))
+def test_rounds_of_the_per_round_keep_reach_the_sparsity(sparsity: float, rounds: int) -> None:
+    keep = PruneConfig(sparsity=sparsity, structure="weight", rounds=rounds).per_round_keep()
+    assert 0.0 < keep <= 1.0
+    assert keep**rounds == pytest.approx(1.0 - sparsity, rel=1e-9)  # what is left after the last round
 
 
 @SETTINGS

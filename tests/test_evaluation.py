@@ -12,11 +12,11 @@ from _adv_model import EPS, adversarially_trained, digits_points
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from robust_prune.cli import build_parser
+import robust_prune as rp
+from robust_prune.cli import main
 from robust_prune.evaluation import evaluate
 from robust_prune.measure import channel_ratio
-from robust_prune.models import NormalizedModel
-from robust_prune.pruning.record import PruningRecord
+from robust_prune.models import create_model
 from robust_prune.report import RobustnessReport, wilson_interval
 
 torch.set_num_threads(1)
@@ -175,13 +175,24 @@ def test_evaluate_leaves_model_modes_as_found() -> None:
         model.eval()
 
 
-def test_channel_ratio_comes_from_the_pruning_record() -> None:
-    model = NormalizedModel(nn.Sequential(nn.Linear(4, 2)), [0.0], [1.0])
-    assert channel_ratio(model) is None
-    model.record = PruningRecord(structure="channel", stats={"channel_ratio": 0.5})
-    assert channel_ratio(model) == 0.5
-    model.record = PruningRecord(structure="weight")
-    assert channel_ratio(model) == 1.0
+def _kept_widths(model: nn.Module) -> int:
+    return sum(getattr(m, "out_channels", 0) + getattr(m, "out_features", 0) for m in model.modules()
+               if isinstance(m, (nn.Conv2d, nn.Linear)))  # fmt: skip
+
+
+def test_channel_ratio_is_the_kept_fraction_of_a_real_pruned_model() -> None:
+    dense = create_model("test_resnet", num_classes=10)
+    assert channel_ratio(dense) is None  # no record: unknown
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pruned = rp.prune(create_model("test_resnet", num_classes=10), 0.5)
+    expected = _kept_widths(pruned.model) / _kept_widths(dense)
+    assert 0.3 < expected < 0.9  # pruning removed channels (the classifier's 10 stay)
+    assert channel_ratio(pruned.model, pruned.record) == pytest.approx(expected)
+    pruned.record.stats.pop("channel_ratio", None)  # a record without the figure: measured from a rebuild
+    assert channel_ratio(pruned.model, pruned.record) == pytest.approx(expected)
+    weights = rp.prune(create_model("test_resnet", num_classes=10), 0.5, structure="weight")
+    assert channel_ratio(weights.model, weights.record) == 1.0  # masks keep every channel
 
 
 def test_wilson_interval() -> None:
@@ -190,8 +201,22 @@ def test_wilson_interval() -> None:
     assert wilson_interval(0, 0) == (0.0, 1.0)
 
 
-def test_cli_evaluate_options() -> None:
-    args = build_parser().parse_args(
-        ["evaluate", "runs/x", "--attacks", "pgd,autoattack", "--eps", "0.1", "--n", "100", "--diagnostics"]
-    )
-    assert args.diagnostics and args.attacks == "pgd,autoattack" and args.n == 100 and not args.no_sanity
+def test_cli_evaluate_flags_change_what_is_measured(tmp_path, capsys) -> None:
+    model, _ = adversarially_trained()
+    rp.save_pretrained(model, tmp_path / "m")
+    base = ["evaluate", str(tmp_path / "m"), "--n", "8", "--steps", "2", "--no-progress", "--no-sanity"]
+    assert main([*base, "--attacks", "fgsm", "--diagnostics"]) == 0
+    out = capsys.readouterr().out
+    assert "| fgsm accuracy |" in out and "pgd accuracy" not in out and "| 8 |" in out
+    assert "Sparsity diagnostics (8 points, Linf eps=0.1)" in out
+    assert main(base) == 0  # the defaults: PGD at 2 steps, no diagnostics
+    out = capsys.readouterr().out
+    assert "| pgd accuracy |" in out and "2 steps" in out and "fgsm" not in out and "Sparsity diagnostics" not in out
+
+
+def test_one_step_pgd_runs_the_sanity_checks_without_a_half_step_comparison() -> None:
+    model, _ = adversarially_trained()
+    report = evaluate(model, _loader(8), attacks=("pgd",), eps=EPS, steps=1, latency=False, progress=False, sanity_n=8)
+    monotone = next(c for c in report.sanity if c["name"] == "pgd more steps/restarts")
+    assert "1 steps: " in monotone["detail"] and "1 steps x 2 restarts: " in monotone["detail"]
+    assert "0 steps" not in monotone["detail"]  # 1 step has no half to compare with

@@ -3,6 +3,7 @@ error, in bounded time, and a refused or failed prune leaves the caller's model 
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 
@@ -16,7 +17,7 @@ import robust_prune as rp
 from robust_prune import config as rp_config
 from robust_prune.errors import FamilyPruningError, PruningError
 from robust_prune.models import create_model
-from robust_prune.pruning import unstructured
+from robust_prune.pruning import guard, unstructured
 
 # The families issue 14 added adapters for, one quick member each (test_zoo checks channel pruning end to end).
 NEW_FAMILIES = (
@@ -97,6 +98,57 @@ def test_a_hanging_trace_is_bounded(monkeypatch) -> None:
     assert time.perf_counter() - t0 < 10
     assert info.value.step == "trace the dependency graph"
     _assert_same(before, model)
+
+
+class _Spinning(_Sleepy):
+    """Stalls in Python code while traced, as torch-pruning's graph building does on the families that hang (capped
+    at 60 s so that a broken bound fails the test instead of hanging it)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cap = time.monotonic() + 60
+        while torch.is_grad_enabled() and time.monotonic() < cap:
+            pass
+        return self.fc(self.conv(x).mean((2, 3)))
+
+
+def _prune_in_a_thread(model: nn.Module) -> BaseException | None:
+    """``rp.prune(model, 0.5)`` in a thread that is not the main one; what it raised."""
+    raised: list[BaseException | None] = [None]
+
+    def work() -> None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                rp.prune(model, 0.5)
+        except BaseException as exc:  # handed to the test's thread
+            raised[0] = exc
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join(120)
+    assert not worker.is_alive()
+    return raised[0]
+
+
+def test_a_hanging_trace_is_bounded_outside_the_main_thread(monkeypatch) -> None:
+    monkeypatch.setattr(rp_config, "PRUNE_TIME_LIMIT_S", 1.0)
+    model = _Spinning().eval()
+    before = _state(model)
+    t0 = time.perf_counter()
+    error = _prune_in_a_thread(model)
+    assert time.perf_counter() - t0 < 30  # the cap is 60 s per traced forward
+    assert isinstance(error, FamilyPruningError) and "did not finish within 1 s" in str(error)
+    assert error.step == "trace the dependency graph"
+    _assert_same(before, model)
+
+
+def test_without_a_way_to_interrupt_a_thread_the_bound_warns_that_it_is_absent(monkeypatch) -> None:
+    monkeypatch.setattr(guard, "_raise_in_thread", None)
+    model = create_model("test_resnet", num_classes=10).eval()
+    width = model.fc.in_features
+    with pytest.warns(RuntimeWarning, match="not applied.*main thread"):
+        assert _prune_in_a_thread(model) is None
+    assert model.fc.in_features < width  # pruned, unbounded
 
 
 def test_a_foreign_crash_while_masking_weights_is_typed_and_undone(monkeypatch) -> None:

@@ -7,7 +7,7 @@ import timm
 import torch
 
 import robust_prune as rp
-from robust_prune.cli import build_parser, main
+from robust_prune.cli import main
 
 
 @pytest.fixture
@@ -47,16 +47,14 @@ def test_iwi_returns_a_full_width_timm_model_that_remembers_its_ticket(loaders, 
     assert again.saved_config["ticket_report"]["n"] == 16
 
 
-def test_iwi_budget_and_options_are_configurable():
-    cfg = rp.RobustifyConfig(method="iwi")
-    assert cfg.total_epochs() == cfg.pretrain.epochs + cfg.finetune.epochs + cfg.grow_train.epochs
+def test_iwi_flags_reach_the_configuration(capsys):
     with pytest.raises(rp.errors.ConfigError, match="grow init"):
         rp.RobustifyConfig(method="iwi", grow_init="ones")
-    args = build_parser().parse_args(
-        ["robustify", "--method", "iwi", "--grow-epochs", "2", "--ticket-method", "lottery", "--grow-init", "zero"]
-    )
-    assert (args.grow_epochs, args.ticket_method, args.grow_init) == (2, "lottery", "zero")
-
+    argv = ["robustify", "--method", "iwi", "--print-config", "--grow-epochs", "2", "--ticket-method", "lottery",
+            "--grow-init", "zero"]  # fmt: skip
+    assert main(argv) == 0
+    cfg = rp.RobustifyConfig.from_json(capsys.readouterr().out)
+    assert (cfg.method, cfg.grow_train.epochs, cfg.ticket_method, cfg.grow_init) == ("iwi", 2, "lottery", "zero")
 
 def test_cli_grow_writes_a_full_width_folder(tmp_path, capsys):
     ticket = rp.prune(NormalizedModel_from("test_resnet"), 0.5)
@@ -104,7 +102,7 @@ def test_iwi_from_a_lottery_weight_ticket_grows_back_to_plain_timm_with_the_tick
     assert zeros >= growth["new_entries"]
 
 
-def test_iwi_defaults_follow_iwi_default_and_the_new_options_reach_the_config(monkeypatch):
+def test_iwi_defaults_follow_iwi_default_and_the_new_options_reach_the_config(monkeypatch, capsys):
     from robust_prune.config import IWI_DEFAULT
     from robust_prune.options import build_config
 
@@ -130,6 +128,7 @@ def test_iwi_defaults_follow_iwi_default_and_the_new_options_reach_the_config(mo
     assert got == ("weight", "small-out", 0.2, 0.01)
     with pytest.raises(rp.errors.ConfigError, match="grow_out_scale"):
         rp.RobustifyConfig(method="iwi", grow_out_scale=-0.1)
-    argv = ["robustify", "--method", "iwi", "--grow-init", "net2net", "--grow-out-scale", "0.3"]
-    args = build_parser().parse_args(argv)
-    assert (args.grow_init, args.grow_out_scale) == ("net2net", 0.3)
+    argv = ["robustify", "--method", "iwi", "--print-config", "--grow-init", "net2net", "--grow-out-scale", "0.3"]
+    assert main(argv) == 0
+    cfg = rp.RobustifyConfig.from_json(capsys.readouterr().out)
+    assert (cfg.grow_init, cfg.grow_out_scale) == ("net2net", 0.3)

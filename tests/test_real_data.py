@@ -18,10 +18,18 @@ from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
 import robust_prune as rp
+from robust_prune import AttackConfig, TrainConfig
 from robust_prune.api import prepare
 from robust_prune.cli import main
-from robust_prune.data import load_data
-from robust_prune.errors import ConfigError, DatasetNotFoundError, NonFiniteImagesError
+from robust_prune.data import first_n, load_data
+from robust_prune.errors import (
+    ConfigError,
+    DatasetError,
+    DatasetNotFoundError,
+    NonFiniteImagesError,
+    TrainingDivergedError,
+)
+from robust_prune.training import train
 from robust_prune.transforms import image_transform
 
 TINY = {"epochs": 1, "finetune_epochs": 0, "train_steps": 1, "eval_steps": 2, "progress": False}
@@ -175,6 +183,36 @@ def test_nan_images_are_refused_and_nothing_is_written(tmp_path: Path) -> None:
     assert not (tmp_path / "run").exists()
     with pytest.raises(NonFiniteImagesError):
         rp.evaluate(timm.create_model("test_resnet", num_classes=4), _nan_loaders()[1], eps=0.1, progress=False)
+
+
+def _loaders_with_a_bad_second_batch(value: float) -> tuple[DataLoader, DataLoader]:
+    """Digits whose first batch of 8 is clean and whose second holds one pixel equal to ``value``."""
+    x, y = first_n(load_data("digits", batch_size=32).train, 16)
+    x[11, 1, 4, 4] = value
+    return DataLoader(TensorDataset(x, y % 4), batch_size=8), DataLoader(TensorDataset(x, y % 4), batch_size=8)
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "words"),
+    [(float("nan"), NonFiniteImagesError, "NaN"), (float("-inf"), NonFiniteImagesError, "NaN or infinite"),
+     (1.5, DatasetError, r"outside \[0, 1\]")],
+)  # fmt: skip
+def test_every_batch_of_a_user_loader_is_checked(value: float, error: type, words: str) -> None:
+    model = timm.create_model("test_resnet", num_classes=4)
+    with pytest.raises(error, match=f"Batch 2 .*{words}") as info:
+        rp.robustify(model, _loaders_with_a_bad_second_batch(value), eps=0.1, **TINY)
+    assert not isinstance(info.value, TrainingDivergedError)  # the images are blamed, not the learning rate
+    with pytest.raises(error, match=f"Batch 2 of the evaluation data.*{words}"):
+        rp.evaluate(model, _loaders_with_a_bad_second_batch(value)[1], eps=0.1, progress=False)
+
+
+def test_a_batch_with_other_channels_is_named() -> None:
+    x, y = first_n(load_data("digits", batch_size=32).train, 16)
+    batches = [(x[:8], y[:8] % 4), (x[8:, :1], y[8:] % 4)]  # the second batch is grey
+    model = timm.create_model("test_resnet", num_classes=4)
+    config = TrainConfig(epochs=1, objective="clean", attack=AttackConfig(eps=0.0))
+    with pytest.raises(DatasetError, match="Batch 2 of the training images has 1 channels; the model takes 3"):
+        train(model, DataLoader(batches, batch_size=None), config=config, progress=False)
 
 
 def test_workers_read_an_augmented_image_folder(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import timm
 import torch
 
 import robust_prune as rp
@@ -38,9 +39,16 @@ def test_prune_method_returns_a_smaller_measured_model(loaders, tmp_path):
 def test_dense_method_keeps_the_architecture(loaders):
     result = rp.robustify("test_resnet", loaders, method="dense", epochs=1, progress=False,
                           attack=rp.AttackConfig(eps=0.1, steps=1))
-    assert result.record.structure == "none"
-    assert result.report.sparsity == 0.0
-    assert result.config.total_epochs() == 1
+    assert result.record.structure == "none" and result.report.sparsity == 0.0
+    assert [h.stage for h in result.history] == ["adversarial training"]  # one stage, one epoch: no pruning
+    fresh = timm.create_model("test_resnet", num_classes=result.model.model.num_classes)
+    trained = dict(result.model.model.named_modules())
+    assert trained.keys() == dict(fresh.named_modules()).keys()
+    for name, module in fresh.named_modules():  # module by module: the same types and shapes as timm's own
+        assert type(trained[name]) is type(module), name
+        assert {k: v.shape for k, v in trained[name].state_dict().items()} == {
+            k: v.shape for k, v in module.state_dict().items()
+        }, name
 
 
 def test_the_report_uses_the_training_eps_unless_told_otherwise(loaders):

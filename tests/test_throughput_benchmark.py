@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import speed
+from benchmarks import _throughput, speed
+from benchmarks.__main__ import main as benchmarks_main
 from benchmarks._throughput import ThroughputBudget, run_throughput
 
 
@@ -27,9 +28,12 @@ def test_throughput_rows_come_from_real_runs(tmp_path: Path) -> None:
     assert len(saved["rows"]) == 5 and "| measure |" in (tmp_path / "throughput.md").read_text()
 
 
-def test_the_speed_suite_has_the_throughput_flag() -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    speed.add_arguments(parser)
-    assert parser.parse_args(["--throughput", "--quick"]).throughput is True
+def test_the_throughput_flag_runs_the_throughput_suite_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list = []
+    monkeypatch.setattr(_throughput, "run_throughput", lambda **kw: calls.append(("throughput", kw)) or [])
+    monkeypatch.setattr(speed, "run_speed", lambda budget, **kw: calls.append(("speed", kw)))
+    assert benchmarks_main(["speed", "--throughput", "--quick", "--out-dir", str(tmp_path), "--threads", "1"]) == 0
+    assert calls == [("throughput", {"quick": True, "out_dir": str(tmp_path), "threads": 1})]
+    calls.clear()
+    assert benchmarks_main(["speed", "--quick", "--out-dir", str(tmp_path)]) == 0
+    assert [name for name, _ in calls] == ["speed"]  # without the flag, the speed suite itself

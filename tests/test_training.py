@@ -1,7 +1,10 @@
 """Adversarial training: objectives, determinism under a seed, and numerical faults."""
 
+import copy
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from robust_prune import AttackConfig, TrainConfig
 from robust_prune.api import prepare
@@ -54,10 +57,21 @@ def test_nan_loss_names_stage_epoch_and_cause(tiny_bundle):
         train(model, tiny_bundle.train, config=cfg, stage="fine-tune", progress=False)
 
 
-def test_one_batch_step_returns_the_loss(tiny_bundle):
+def test_one_batch_step_returns_the_loss_it_descends(tiny_bundle):
     x, y = next(iter(tiny_bundle.train))
-    loss = train_one_batch(_model(), x, y, attack=AttackConfig(eps=0.05, steps=1))
-    assert loss > 0
+    model = _model()
+    clean = AttackConfig(eps=0.0, steps=1)
+    losses = []
+    for _ in range(4):
+        before = copy.deepcopy(model).train()
+        with torch.no_grad():
+            expected = F.cross_entropy(before(x), y).item()  # the same forward in training mode, before the step
+        losses.append(train_one_batch(model, x, y, attack=clean, objective="clean", lr=0.05))
+        assert losses[-1] == pytest.approx(expected, rel=1e-5)
+    assert losses[-1] < losses[0]  # the step descends on the loss it returns
+    adversarial = train_one_batch(copy.deepcopy(model), x, y, attack=AttackConfig(eps=0.1, steps=3))
+    clean_now = train_one_batch(copy.deepcopy(model), x, y, attack=clean, objective="clean")
+    assert adversarial > clean_now  # PGD-AT's loss is at the attacked images
 
 
 def test_fp16_attack_gradients_do_not_underflow():

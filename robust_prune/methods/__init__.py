@@ -58,6 +58,8 @@ def register_method(
     """Register the decorated ``run`` function as ``robustify(method=name)``.
 
     Example:
+        Not run (``+SKIP``): registering changes the process-wide registry that the rest of the suite lists.
+
         >>> @register_method("noop", epochs=lambda config: 0, help="does nothing")  # doctest: +SKIP
         ... def run(model, bundle, config, *, runner, progress): ...
     """

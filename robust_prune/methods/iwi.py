@@ -6,9 +6,13 @@ growth (stage ``grow``) and the grown model's training (stage ``grown``) follow,
 run resumes exactly. The ticket's report, measured before growth, travels in the record's ``extra``.
 
 Example:
+    A tiny budget: a channel ticket after one PGD-1 epoch, grown back without training.
+
     >>> import robust_prune as rp
-    >>> result = rp.robustify("resnet10t", method="iwi", sparsity=0.5)  # doctest: +SKIP
-    >>> result.ticket_report.macs < result.report.macs  # doctest: +SKIP
+    >>> result = rp.robustify("test_resnet", method="iwi", ticket_method="prune", structure="channel", sparsity=0.5,
+    ...                       epochs=1, finetune_epochs=0, grow_epochs=0, train_steps=1, eval_n=8, eval_steps=1,
+    ...                       progress=False)
+    >>> result.ticket_report.macs < result.report.macs  # the grown model is full width again
     True
 """
 

@@ -12,11 +12,14 @@ history accumulating round after round. Every round's training and pruning is a 
 (``round-R``, ``prune-R``) and the rewind point is kept in the checkpoints, so a killed run resumes exactly.
 
 Example:
+    A tiny budget: 2 rounds of one PGD-1 epoch each on the digits.
+
     >>> import robust_prune as rp
-    >>> result = rp.robustify("resnet10t", method="lottery", structure="weight", sparsity=0.8,
-    ...                       rounds=4, rewind_epoch=1)  # doctest: +SKIP
-    >>> result.record.extra["rounds"][-1]["sparsity"]  # doctest: +SKIP
-    0.8
+    >>> result = rp.robustify("test_resnet", method="lottery", structure="weight", sparsity=0.75, rounds=2,
+    ...                       rewind_epoch=0, epochs=1, finetune_epochs=0, train_steps=1, eval_n=8, eval_steps=1,
+    ...                       progress=False)
+    >>> [round["sparsity"] for round in result.record.extra["rounds"]]
+    [0.5, 0.75]
 """
 
 from __future__ import annotations
@@ -104,8 +107,14 @@ def find_ticket(
         progress: show progress bars.
 
     Example:
-        >>> ticket = find_ticket(model, bundle, RobustifyConfig(method="lottery"))  # doctest: +SKIP
-        >>> ticket.record.extra["rewind_epoch"]  # doctest: +SKIP
+        >>> from robust_prune import AttackConfig, PruneConfig, RobustifyConfig, TrainConfig
+        >>> from robust_prune.api import prepare
+        >>> model, bundle = prepare("test_resnet", "digits")
+        >>> one_epoch = TrainConfig(epochs=1, attack=AttackConfig(eps=0.1, steps=1))
+        >>> config = RobustifyConfig(method="lottery", pretrain=one_epoch,
+        ...                          prune=PruneConfig(structure="weight", sparsity=0.75, rounds=2))
+        >>> ticket = find_ticket(model, bundle, config)
+        >>> ticket.record.extra["rewind_epoch"]
         0
     """
     runner = runner or StageRunner()

@@ -7,8 +7,8 @@ runs one pruning (or growing) job so that:
 - the work is done on a deep copy (``mode="copy"``) whose state is moved into the caller's modules only on
   success (:func:`adopt`), or on the model itself after a snapshot that is put back on failure
   (``mode="restore"``): either way a failure leaves the caller's model exactly as it was;
-- it runs under a time bound (``robust_prune.config.PRUNE_TIME_LIMIT_S``; SIGALRM, so a hang in Python code
-  such as graph tracing is interrupted);
+- it runs under a time bound (``robust_prune.config.PRUNE_TIME_LIMIT_S``, :func:`time_bound`), so a hang in Python
+  code such as graph tracing is interrupted, in the main thread or any other;
 - any exception that is not already a robust_prune error becomes a :class:`FamilyPruningError` naming the
   family, the step that failed, the layer types torch-pruning does not know, and what to do.
 
@@ -33,9 +33,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import ctypes
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -67,18 +69,58 @@ class Steps:
 
 @contextlib.contextmanager
 def time_bound(seconds: float | None) -> Iterator[None]:
-    """Raise :class:`OutOfTime` in the main thread after ``seconds`` (no bound where SIGALRM is unavailable).
+    """Raise :class:`OutOfTime` in the calling thread after ``seconds`` (None or 0: no bound), and again every
+    second after that (torch-pruning traces inside a bare ``except:`` that retries the forward).
 
-    Nests: an outer bound that expires first keeps its handler; otherwise it is re-armed with its remaining time.
+    In the main thread where the platform has SIGALRM, a timer signal raises it: that also interrupts a blocking
+    call (a ``time.sleep``, a read). Elsewhere (another thread, Windows) a watchdog thread raises it in the calling
+    thread with ``PyThreadState_SetAsyncExc``: that interrupts Python code (such as torch-pruning's graph tracing)
+    but waits for a blocking call or a single long C operation to return. On an interpreter without that function
+    (not CPython) the bound is absent, with a :class:`RuntimeWarning` saying so. Either way, the exception can land
+    anywhere in the bounded Python code: bound only work whose state can be thrown away (:func:`guarded` works on
+    a copy or restores a snapshot).
+
+    Nests: the bound that expires first raises.
+
+    Example:
+        >>> import threading
+        >>> outcome = []
+        >>> def spin():
+        ...     try:
+        ...         with time_bound(0.2):
+        ...             while True:
+        ...                 pass
+        ...     except OutOfTime:
+        ...         outcome.append("interrupted")
+        >>> worker = threading.Thread(target=spin)
+        >>> worker.start(); worker.join(10)
+        >>> outcome
+        ['interrupted']
     """
-    usable = (
-        seconds is not None
-        and seconds > 0
-        and hasattr(signal, "setitimer")
-        and threading.current_thread() is threading.main_thread()
-    )
-    outer_left = signal.getitimer(signal.ITIMER_REAL)[0] if usable else 0.0
-    if not usable or (outer_left and outer_left <= seconds):
+    if seconds is None or seconds <= 0:
+        yield
+    elif hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
+        with _alarm(float(seconds)):
+            yield
+    elif _raise_in_thread is None:
+        warnings.warn(
+            f"The time bound of {seconds:g} s is not applied: this interpreter cannot interrupt a thread other than "
+            "the main one (needs CPython's PyThreadState_SetAsyncExc); run the work in the main thread to bound it.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        yield
+    else:
+        with _watchdog(float(seconds)):
+            yield
+
+
+@contextlib.contextmanager
+def _alarm(seconds: float) -> Iterator[None]:
+    """The main thread's bound: SIGALRM. An outer bound that expires first keeps its handler; otherwise it is
+    re-armed with its remaining time."""
+    outer_left = signal.getitimer(signal.ITIMER_REAL)[0]
+    if outer_left and outer_left <= seconds:
         yield
         return
 
@@ -87,8 +129,7 @@ def time_bound(seconds: float | None) -> Iterator[None]:
 
     previous = signal.signal(signal.SIGALRM, expire)
     start = time.monotonic()
-    # and again every second after that: torch-pruning traces inside a bare ``except:`` that retries the forward
-    signal.setitimer(signal.ITIMER_REAL, float(seconds), min(1.0, float(seconds)))
+    signal.setitimer(signal.ITIMER_REAL, seconds, min(1.0, seconds))
     try:
         yield
     finally:
@@ -96,6 +137,50 @@ def time_bound(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
         if outer_left:
             signal.setitimer(signal.ITIMER_REAL, max(outer_left - (time.monotonic() - start), 1e-3))
+
+
+def _async_raiser() -> Callable[[int, type[BaseException] | None], None] | None:
+    """CPython's ``PyThreadState_SetAsyncExc`` (None elsewhere): schedules an exception in another thread (None
+    clears a scheduled one that has not been raised yet)."""
+    set_async = getattr(getattr(ctypes, "pythonapi", None), "PyThreadState_SetAsyncExc", None)
+    if set_async is None:
+        return None
+
+    def raise_in(thread_id: int, exc: type[BaseException] | None) -> None:
+        set_async(ctypes.c_ulong(thread_id), None if exc is None else ctypes.py_object(exc))  # None: NULL, clears
+
+    return raise_in
+
+
+_raise_in_thread = _async_raiser()
+
+
+@contextlib.contextmanager
+def _watchdog(seconds: float) -> Iterator[None]:
+    """Any other thread's bound: a daemon thread raises :class:`OutOfTime` in this one until the block ends."""
+    target = threading.get_ident()
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def watch() -> None:
+        delay = seconds
+        while not done.wait(delay):
+            with lock:  # never raise after the block has ended
+                if not done.is_set():
+                    _raise_in_thread(target, OutOfTime)
+            delay = 1.0
+
+    watcher = threading.Thread(target=watch, name="robust_prune time bound", daemon=True)
+    try:  # started inside: an expiry that lands before the block still ends the watcher
+        watcher.start()
+        yield
+    finally:
+        try:
+            with lock:
+                done.set()
+                _raise_in_thread(target, None)  # one raised just now and not yet delivered is dropped
+        finally:
+            done.set()  # (also when an expiring bound's exception landed before the lock was taken)
 
 
 def adopt(target: nn.Module, source: nn.Module) -> None:

@@ -68,9 +68,11 @@ def make_permanent(model: nn.Module) -> dict[str, torch.Tensor]:
     """Fold the masks into the weights (``prune.remove``) and return them; the model is a plain timm module again.
 
     Example:
-        >>> masks = make_permanent(model)  # doctest: +SKIP
-        >>> all(float(model.model.get_parameter(n)[~m].abs().sum()) == 0 for n, m in masks.items())  # doctest: +SKIP
-        True
+        >>> import timm, robust_prune as rp
+        >>> model, record = rp.prune(timm.create_model("test_resnet", num_classes=10), 0.5, structure="weight")
+        >>> masks = make_permanent(model)
+        >>> all(float(model.get_parameter(n)[~m].abs().sum()) == 0 for n, m in masks.items()), current_masks(model)
+        (True, {})
     """
     masks = current_masks(model)
     inner = unwrap_model(model)
