@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .errors import DatasetError
 
-__all__ = ["DatasetInfo", "DATASETS", "dataset_info", "named_datasets", "dataset_by_hub_id", "IDX_FILES",
+__all__ = ["DatasetInfo", "DATASETS", "dataset_info", "named_datasets", "dataset_by_hub_id", "default_eps", "IDX_FILES",
            "system_dataset_dir"]
 
 # The four files of the MNIST family, as their authors publish them (each may also be gzip-compressed, ``.gz``).
@@ -140,3 +140,14 @@ def dataset_by_hub_id(repo_id: str) -> str | None:
         ('cifar10', None)
     """
     return next((name for name in named_datasets() if DATASETS[name].hub_id == repo_id), None)
+
+
+def default_eps(name: str) -> float | None:
+    """The default L-inf budget of a named dataset (pixel units); None for data that carries none (user loaders).
+
+    Example:
+        >>> default_eps("digits"), default_eps("loaders")
+        (0.1, None)
+    """
+    info = DATASETS.get(name)
+    return None if info is None else info.default_eps

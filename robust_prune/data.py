@@ -17,91 +17,22 @@ Example:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from .catalog import DATASETS, dataset_info, named_datasets
+from .bundle import DataBundle, FittedDataset, make_loader
+from .catalog import DATASETS, dataset_info, default_eps, named_datasets
 from .errors import ConfigError, DatasetError, DatasetNotFoundError, NonFiniteImagesError
 from .idx import load_idx_dataset
-from .transforms import ImageTransform, check_image_size, fit_images, image_transform, resolve_image_size
+from .transforms import check_image_size, fit_images, image_transform, resolve_image_size
 
 __all__ = [
     "DataBundle", "load_data", "first_n", "check_pixels", "check_batch_shape", "pixel_faults", "raise_bad_pixels",
     "default_eps",
 ]  # fmt: skip
-
-
-def default_eps(name: str) -> float | None:
-    """The default L-inf budget of a named dataset (pixel units); None for data that carries none (user loaders).
-
-    Example:
-        >>> default_eps("digits"), default_eps("loaders")
-        (0.1, None)
-    """
-    info = DATASETS.get(name)
-    return None if info is None else info.default_eps
-
-
-@dataclass
-class DataBundle:
-    """Train and test loaders plus what the rest of the pipeline needs to know about them.
-
-    ``default_eps`` is the dataset's usual L-inf budget; None for a user's ``(train, test)`` loaders, which carry
-    none, so a run on them must be given one (``attack=`` / ``eval_eps=``).
-    """
-
-    train: DataLoader
-    test: DataLoader
-    num_classes: int
-    channels: int
-    image_size: int
-    name: str
-    default_eps: float | None
-    source: str | None = None
-    augment: bool = False
-    files: list[dict[str, str]] | None = None
-
-    def spec(self) -> dict[str, Any]:
-        """A JSON-able description stored with results (``evaluate DIR`` reads the data back from it); ``files``
-        names the dataset files read, with their sha256, where the library read them itself."""
-        return {
-            "name": self.name,
-            "source": self.source,
-            "augment": self.augment,
-            "num_classes": self.num_classes,
-            "channels": self.channels,
-            "image_size": self.image_size,
-            "train_size": _len(self.train),
-            "test_size": _len(self.test),
-            "default_eps": self.default_eps,
-            **({"files": self.files} if self.files else {}),
-        }
-
-
-def _len(loader: DataLoader) -> int | None:
-    try:
-        return len(loader.dataset)  # type: ignore[arg-type]
-    except TypeError:
-        return None
-
-
-class _Fitted(Dataset):
-    """Another dataset's [0, 1] images through a :class:`~robust_prune.transforms.ImageTransform` (resize, channels,
-    augmentation)."""
-
-    def __init__(self, base: Dataset, transform: ImageTransform) -> None:
-        self.base, self.transform = base, transform
-
-    def __len__(self) -> int:
-        return len(self.base)  # type: ignore[arg-type]
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        image, label = self.base[index]
-        return self.transform(image), int(label)
 
 
 def _digits(image_size: int, channels: int, seed: int) -> tuple[Dataset, Dataset, int]:
@@ -190,14 +121,6 @@ def _image_folder(root: Path, seed: int) -> tuple[Dataset, Dataset, int]:
     order = torch.randperm(len(full), generator=torch.Generator().manual_seed(seed)).tolist()
     cut = max(1, int(0.8 * len(order)))
     return Subset(full, order[:cut]), Subset(full, order[cut:]), len(full.classes)
-
-
-def _loader(
-    dataset: Dataset, batch_size: int, shuffle: bool, seed: int, num_workers: int, pin_memory: bool
-) -> DataLoader:
-    generator = torch.Generator().manual_seed(seed) if shuffle else None
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=num_workers,
-                      pin_memory=pin_memory, persistent_workers=num_workers > 0)  # fmt: skip
 
 
 def check_pixels(images: torch.Tensor, what: str, *, batch_size: int | None = None) -> None:
@@ -390,10 +313,11 @@ def load_data(
     source, files = None, None
 
     def fitted(base_train: Dataset, base_test: Dataset, kind: str) -> tuple[Dataset, Dataset]:
-        return (
-            _Fitted(base_train, image_transform(kind, image_size, channels=channels, train=True, augment=augment)),
-            _Fitted(base_test, image_transform(kind, image_size, channels=channels, train=False, augment=augment)),
-        )
+        def split(base: Dataset, train: bool) -> Dataset:
+            transform = image_transform(kind, image_size, channels=channels, train=train, augment=augment)
+            return FittedDataset(base, transform)
+
+        return split(base_train, True), split(base_test, False)
 
     if name == "digits":
         train, test, classes = _digits(image_size, channels, seed)
@@ -417,8 +341,8 @@ def load_data(
         raise DatasetError(f"The {name} data is empty (train {len(train)}, test {len(test)} images).")  # type: ignore[arg-type]
     pin = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
     return DataBundle(
-        train=_loader(train, batch_size, True, seed, num_workers, pin),
-        test=_loader(test, batch_size, False, seed, num_workers, pin),
+        train=make_loader(train, batch_size, True, seed, num_workers, pin),
+        test=make_loader(test, batch_size, False, seed, num_workers, pin),
         num_classes=classes,
         channels=channels,
         image_size=image_size,

@@ -154,14 +154,13 @@ def env_report(*, path: Sequence[str] | None = None) -> str:
         >>> "- Devices: cpu" in env_report()
         True
     """
-    from . import __file__ as package_file
     from ._version import __version__
 
     versions = package_versions()
     lines = [
         "Copy-and-paste the text below into your bug report, together with the command you ran and its full output.",
         "",
-        f"- robust_prune: {__version__} ({Path(package_file).parent})",
+        f"- robust_prune: {__version__} ({Path(__file__).parent})",
         f"- Platform: {platform.platform()}",
         f"- Python: {platform.python_version()} ({sys.executable})",
     ]

@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .catalog import DATASETS, dataset_by_hub_id
-from .data import DataBundle, _Fitted, _loader, default_eps
+from .bundle import DataBundle, FittedDataset, make_loader
+from .catalog import DATASETS, dataset_by_hub_id, default_eps
 from .errors import DatasetError, DatasetNotFoundError, MissingDependencyError
 from .transforms import check_image_size, image_transform
 
@@ -384,12 +384,12 @@ def load_hf_data(
     kind = splits.kind
 
     def fitted(base: Dataset, train: bool) -> Dataset:
-        return _Fitted(base, image_transform(kind, side, channels=channels, train=train, augment=augment))
+        return FittedDataset(base, image_transform(kind, side, channels=channels, train=train, augment=augment))
 
     pin = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
     return HFDataBundle(
-        train=_loader(fitted(splits.train, True), batch_size, True, seed, num_workers, pin),
-        test=_loader(fitted(splits.test, False), batch_size, False, seed, num_workers, pin),
+        train=make_loader(fitted(splits.train, True), batch_size, True, seed, num_workers, pin),
+        test=make_loader(fitted(splits.test, False), batch_size, False, seed, num_workers, pin),
         num_classes=splits.num_classes,
         channels=channels,
         image_size=side,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -181,7 +182,10 @@ def make_accelerator(config: TrainConfig) -> Any:
     from accelerate.utils import DataLoaderConfiguration
 
     del config
-    loading = DataLoaderConfiguration(non_blocking=True, split_batches=True)
+    # Splitting needs the loader's batch size; one process has nothing to split (and takes ready-made batches,
+    # batch_size=None, as they come). The launcher's WORLD_SIZE is known before accelerate starts the group.
+    several = int(os.environ.get("WORLD_SIZE", "1")) > 1 or distributed.world_size() > 1
+    loading = DataLoaderConfiguration(non_blocking=True, split_batches=several)
     return Accelerator(cpu=not torch.cuda.is_available(), dataloader_config=loading)
 
 
@@ -273,6 +277,11 @@ def _global_batch(loader: DataLoader, processes: int, config: TrainConfig, *, st
     """Check that the (global) batch splits over the processes, say how the run trains, and whether BatchNorm is
     synchronised."""
     batch = getattr(loader, "batch_size", None)
+    if processes > 1 and not batch:
+        raise ConfigError(
+            f"The training loader yields ready-made batches (batch_size=None), which cannot be split over the "
+            f"{processes} processes: give the DataLoader a batch_size (the global batch)."
+        )
     if batch and batch % processes:
         raise ConfigError(
             f"The batch size {batch} is the global batch and must split evenly over the {processes} processes: "

@@ -121,7 +121,9 @@ def test_fp16_resume_continues_at_the_saved_loss_scale(tmp_path: Path, monkeypat
     def tiny() -> tuple[nn.Module, DataLoader]:
         torch.manual_seed(0)
         model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 10))
-        x, y = torch.rand(24, 3, 4, 4) * 200, torch.arange(24) % 10
+        with torch.no_grad():
+            model[1].weight *= 200  # large logits, so fp16 gradients overflow and the loss scale moves
+        x, y = torch.rand(24, 3, 4, 4), torch.arange(24) % 10  # images in [0, 1], as train() requires
         return model, DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True,
                                  generator=torch.Generator().manual_seed(0))  # fmt: skip
 
