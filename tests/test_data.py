@@ -1,11 +1,13 @@
 """Data loading: pixel space, the embedded digits, and clear errors for bad data."""
 
+import sys
+
 import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from robust_prune.data import load_data
-from robust_prune.errors import DatasetError, DatasetNotFoundError
+from robust_prune.errors import DatasetError, DatasetNotFoundError, MissingDependencyError
 
 
 def test_digits_are_real_pixel_space_images_with_a_fixed_split():
@@ -73,3 +75,10 @@ def test_loader_pairs_are_checked():
         load_data(_loaders(torch.rand(8, 1, 16, 16), torch.zeros(8, dtype=torch.long)), channels=3)
     with pytest.raises(DatasetError, match="empty"):
         load_data(_loaders(torch.rand(0, 3, 16, 16), torch.zeros(0, dtype=torch.long)), channels=3)
+
+
+# Here, not in test_hf_datasets.py (skipped without datasets): this test is about exactly that environment.
+def test_without_datasets_installed_the_error_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "datasets", None)  # import datasets now fails, as when it is not installed
+    with pytest.raises(MissingDependencyError, match=r'robust-prune\[hf\]'):
+        load_data("hf:test-user/digits")

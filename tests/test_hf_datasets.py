@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ import torch
 
 import robust_prune as rp
 from robust_prune.data import load_data
-from robust_prune.errors import DatasetError, MissingDependencyError
+from robust_prune.errors import DatasetError
 
 datasets = pytest.importorskip("datasets")
 from PIL import Image  # noqa: E402
@@ -111,12 +110,6 @@ def test_bad_hugging_face_data_gets_an_error_naming_the_split_or_column(digits_d
     bright = datasets.Dataset.from_dict({"image": [np.full((8, 8), 300)] * 4, "label": [0, 1, 0, 1]})  # not 8-bit
     with pytest.raises(DatasetError, match="Column 'image' of split 'test' holds pixels outside \\[0, 255\\]"):
         next(iter(load_data((bright, bright)).test))
-
-
-def test_without_datasets_installed_the_error_names_the_extra(monkeypatch):
-    monkeypatch.setitem(sys.modules, "datasets", None)  # import datasets now fails, as when it is not installed
-    with pytest.raises(MissingDependencyError, match=r'robust-prune\[hf\]'):
-        load_data("hf:test-user/digits")
 
 
 @pytest.mark.filterwarnings("ignore:GRADIENT-MASKING")
