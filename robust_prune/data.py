@@ -99,8 +99,12 @@ def _subset(dataset: Dataset, n: int | None, seed: int) -> Dataset:
     """The first ``n`` images of a seeded shuffle of ``dataset`` (all of it when ``n`` is None or larger)."""
     if n is None or n >= len(dataset):  # type: ignore[arg-type]
         return dataset
-    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))  # type: ignore[arg-type]
-    return Subset(dataset, order[:n].tolist())
+    return Subset(dataset, _shuffled(len(dataset), seed)[:n])  # type: ignore[arg-type]
+
+
+def _shuffled(count: int, seed: int) -> list[int]:
+    """``range(count)`` in a seeded random order (its own generator: the global RNG is left alone)."""
+    return torch.randperm(count, generator=torch.Generator().manual_seed(seed)).tolist()
 
 
 def _image_folder(root: Path, seed: int) -> tuple[Dataset, Dataset, int]:
@@ -118,7 +122,7 @@ def _image_folder(root: Path, seed: int) -> tuple[Dataset, Dataset, int]:
         full = datasets.ImageFolder(str(root), transform=to_tensor)
     except FileNotFoundError as exc:
         raise DatasetError(f"No images found under {root}: {exc}. Use one folder per class.") from exc
-    order = torch.randperm(len(full), generator=torch.Generator().manual_seed(seed)).tolist()
+    order = _shuffled(len(full), seed)
     cut = max(1, int(0.8 * len(order)))
     return Subset(full, order[:cut]), Subset(full, order[cut:]), len(full.classes)
 
