@@ -181,15 +181,15 @@ def _load_section(repo: str, timm_ok: bool, cfg: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
-def _data_line(hf: dict[str, Any]) -> list[str]:
-    """Which Hugging Face data it was trained and evaluated on, down to the splits' fingerprints."""
+def _data_line(hf: dict[str, Any]) -> str:
+    """Which Hugging Face data it was trained and evaluated on, down to the splits' fingerprints ("" for other data)."""
     if not hf:
-        return []
+        return ""
     where = f"the Hub dataset `{hf['repo_id']}`" if hf.get("repo_id") else "a `datasets.DatasetDict` built locally"
     config = f", config `{hf['config']}`" if hf.get("config") else ""
     splits, prints = hf.get("splits", {}), hf.get("fingerprints", {})
     parts = [f"{role} split `{splits.get(role)}` (fingerprint `{prints.get(role)}`)" for role in ("train", "test")]
-    return [f"Data: {where}{config}; {', '.join(parts)}.", ""]
+    return f"Data: {where}{config}; {', '.join(parts)}."
 
 
 def metrics_verified(report: RobustnessReport) -> bool:
@@ -212,13 +212,16 @@ def _provenance(base_model: str | None, license_: str | None) -> str:
 
 
 def _data_section(config: dict[str, Any], dataset_name: str) -> list[str]:
-    """The training data: its name, resolution and sizes, and each file read with its sha256 (where recorded)."""
+    """The training data in one section: its name, resolution and sizes, the Hugging Face origin (repo, config,
+    splits' fingerprints) and each file read with its sha256, where recorded."""
     data = config.get("robust_prune", {}).get("data") or {}
     if not isinstance(data, dict) or not data:
         return []
     lines = ["## Training data", ""]
     sizes = f"{data.get('train_size')} training / {data.get('test_size')} test images"
     lines.append(f"{dataset_name}, {data.get('image_size')} px, {data.get('channels')} channel(s), {sizes}.")
+    origin = _data_line(_hf_origin(config))
+    lines += ["", origin] if origin else []
     files = data.get("files") or []
     if files:
         lines += ["", "Files read (sha256):", ""]
@@ -275,7 +278,6 @@ def build_model_card(
         "",
         _provenance(base_model, license_),
         "",
-        *_data_line(hf),
         *_load_section(repo, timm_ok, config.get("pretrained_cfg", {})),
     ]
     if report is not None:
