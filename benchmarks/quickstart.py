@@ -24,7 +24,7 @@ from typing import Any
 
 from benchmarks._common import write_results
 
-__all__ = ["README_COMMAND", "add_arguments", "main", "run_quickstart"]
+__all__ = ["README_COMMAND", "add_arguments", "main", "run_quickstart", "write_quickstart"]
 
 README_COMMAND = "robust-prune robustify"
 ROOT = Path(__file__).resolve().parent.parent  # the checkout whose code the child runs
@@ -85,8 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", type=Path, default=None, help="where to write (default: benchmarks/results)")
 
 
-def main(args: argparse.Namespace) -> int:
-    row = run_quickstart()
+def write_quickstart(row: dict[str, Any], out_dir: str | os.PathLike[str] | None = None) -> tuple[Path, Path]:
+    """``quickstart.{json,md}`` from one :func:`run_quickstart` row, with whether other work shared the cores."""
     cores = os.cpu_count() or 1
     # the 1-minute load average just before the run counts the other jobs already on the cores
     shared = row["load_before"][0] >= 0.5
@@ -99,14 +99,19 @@ def main(args: argparse.Namespace) -> int:
         "machine shared": f"{'yes' if shared else 'no'} (1-minute load {row['load_before'][0]} before, "
         f"{row['load_after'][0]} after, on {cores} cores)",
     }
-    print(json.dumps(row))
-    write_results(
+    return write_results(
         "quickstart",
         [row],
         title=f"Quickstart: `{README_COMMAND}` (the defaults), timed",
         columns=["command", "wall_s", "cpu_s", "peak_rss_mib", "clean", "pgd", "n", "sparsity", "params", "macs"],
         summary=summary,
         settings={"OMP_NUM_THREADS": row["omp_num_threads"], "cores": cores, "machine_shared": shared},
-        out_dir=args.out_dir,
+        out_dir=out_dir,
     )
+
+
+def main(args: argparse.Namespace) -> int:
+    row = run_quickstart()
+    print(json.dumps(row))
+    write_quickstart(row, args.out_dir)
     return 0
