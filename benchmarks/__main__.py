@@ -1,4 +1,4 @@
-"""``python -m benchmarks {zoo,paper,iwi,speed,check,gpu,quickstart,sync_bn} [options]``: run one benchmark suite, or check a rerun.
+"""``python -m benchmarks SUITE [options]``: run one benchmark suite, or check a rerun.
 
 Each suite is a module in this package exposing ``add_arguments(parser)`` and ``main(args) -> int``;
 results go to ``benchmarks/results/<suite>.json`` and ``.md`` (see ``benchmarks/_common.py``).
