@@ -1,4 +1,4 @@
-"""``python -m benchmarks {zoo,paper,iwi,speed,check,gpu} [options]``: run one benchmark suite, or check a rerun.
+"""``python -m benchmarks SUITE [options]``: run one benchmark suite, or check a rerun.
 
 Each suite is a module in this package exposing ``add_arguments(parser)`` and ``main(args) -> int``;
 results go to ``benchmarks/results/<suite>.json`` and ``.md`` (see ``benchmarks/_common.py``).
@@ -18,6 +18,8 @@ SUITES: dict[str, tuple[str, str]] = {
     "speed": ("benchmarks.speed", "training, inference and evaluation throughput; robustify() overhead"),
     "check": ("benchmarks.check", "does a fresh paper run reproduce a committed table within its stated spread?"),
     "gpu": ("benchmarks.gpu", "the CUDA path end to end in at most 8 minutes on one GPU (refuses without CUDA)"),
+    "quickstart": ("benchmarks.quickstart", "the README's first command (robust-prune robustify), timed in a child"),
+    "sync_bn": ("benchmarks.sync_bn", "2 processes with and without sync_bn against one process, at two batches"),
 }
 
 

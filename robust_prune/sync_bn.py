@@ -1,12 +1,12 @@
 """Synchronised BatchNorm for training on several processes: batch statistics over the global batch.
 
 With the batch split over N processes, each process's BatchNorm normalises with the statistics of its own
-B / N images; below a few dozen images per process they are noisy enough to cost robustness (measured on the
-CPU, test_resnet on the digits, PGD-20: unsynchronised 2 x 32 runs reached 0.410 and 0.470 where one process at
-64 reached 0.505 and 0.517; 2 x 8 reached 0.723 unsynchronised, 0.780 synchronised, against 0.763 for one
-process). :func:`synced_batchnorm` makes
-every training-mode batch norm inside its block normalise with the mean and variance of all processes' images,
-as one process at the global batch would, and update the running statistics with them.
+B / N images, noisier than one process's over all B. ``python -m benchmarks sync_bn`` measures both against one
+process (``benchmarks/results/sync_bn.md``: test_resnet on the digits, PGD-20, one seed; at 2 x 8 0.723
+unsynchronised, 0.780 synchronised, 0.763 for one process, all within one run's sampling error).
+:func:`synced_batchnorm` makes every training-mode batch norm inside its block normalise with the mean and
+variance of all processes' images, as one process at the global batch would, and update the running statistics
+with them.
 
 It works at the level of ``torch.nn.functional.batch_norm`` (a ``TorchFunctionMode``), so the model's modules
 are not replaced: timm's ``BatchNormAct2d`` and plain ``BatchNorm2d`` alike are synchronised, on the CPU (gloo)
@@ -35,8 +35,8 @@ from torch.overrides import TorchFunctionMode
 
 __all__ = ["SYNC_BN_BELOW", "synced_batchnorm", "use_sync_bn"]
 
-# BatchNorm is synchronised by default when each process sees fewer images than this per step: unsynchronised
-# runs at 32 per process fell short of one process (see the module docstring).
+# BatchNorm is synchronised by default when each process sees fewer images than this per step, so that small
+# per-process batches normalise with the statistics one process would use (see the module docstring).
 SYNC_BN_BELOW = 64
 
 
