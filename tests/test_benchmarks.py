@@ -108,6 +108,19 @@ def test_aggregate_spread_is_sd_over_seeds_or_the_ci_of_one_seed() -> None:
     assert compare(rows["dense"], rows["iwi"])[0] == "missing"
 
 
+def test_a_metric_measured_on_one_seed_of_three_keeps_the_pgd_spread_kind_and_its_own_interval() -> None:
+    aa = {"autoattack": 0.5, "autoattack_ci": [0.46, 0.54]}
+    recs = [
+        {"finding": "f1", "method": "dense", "structure": "none", "sparsity": 0.0, "seed": i, "status": "ok",
+         "pgd": v, "pgd_ci": [v - 0.01, v + 0.01], **(aa if i == 0 else {})}
+        for i, v in enumerate((0.60, 0.62, 0.64))
+    ]  # fmt: skip
+    (row,) = aggregate(recs, ("pgd", "autoattack"))
+    assert row["spread_kind"] == "sd over 3 seeds" and row["pgd_spread"] == pytest.approx(0.02)
+    assert row["autoattack_seeds"] == 1 and row["autoattack_spread"] == pytest.approx(0.04)
+    assert "pgd_seeds" not in row
+
+
 def test_report_files_are_written_and_parse(tmp_path: Path) -> None:
     recs = [
         {
