@@ -153,7 +153,9 @@ def aggregate(records: Iterable[Mapping[str, Any]], metrics: Sequence[str]) -> l
             row[m] = statistics.fmean(vals)
             spread, how = _spread(vals, [tuple(r[f"{m}_ci"]) for r in ok if r.get(f"{m}_ci")])
             row[f"{m}_spread"] = spread
-            row["spread_kind"] = how
+            row.setdefault("spread_kind", how)  # of the first metric every seed measured (clean, PGD)
+            if len(vals) < len(ok):  # e.g. AutoAttack on the first seed only: its spread is that seed's interval
+                row[f"{m}_seeds"] = len(vals)
         for extra in ("macs", "params", "measured_sparsity", "epochs_total"):
             vals = [float(r[extra]) for r in ok if r.get(extra) is not None]
             if vals:

@@ -205,6 +205,11 @@ def _on(settings: Mapping[str, Any]) -> str:
     return "" if settings.get("dataset", "digits") == "digits" else f": {settings.get('dataset')}"
 
 
+def _aa_seeds_note(settings: Mapping[str, Any]) -> str:
+    n = settings.get("aa_seeds")
+    return f", on the first {n} seed(s) only (its ± is then that seed's 95% Wilson half-width)" if n else ""
+
+
 def _split_note(settings: Mapping[str, Any]) -> str:
     if settings.get("dataset", "digits") == "digits":
         return "train/test split of the embedded digits"
@@ -239,8 +244,8 @@ def write_report(
         f"Spread: sd over seeds (each seed also draws its own {_split_note(settings)}); with one "
         f"seed, the half-width of the 95% Wilson interval of that seed's accuracy. PGD-20 on "
         f"{settings.get('eval_n') or 'all'} test points; AutoAttack at the reference budget on the first "
-        f"{settings.get('aa_n')} of them. Finding-1 cells share one dense PGD-AT model per seed "
-        f"({settings.get('pretrain_epochs')} epochs), then {settings.get('finetune_epochs')} epochs "
+        f"{settings.get('aa_n')} of them{_aa_seeds_note(settings)}. Finding-1 cells share one dense PGD-AT model "
+        f"per seed ({settings.get('pretrain_epochs')} epochs), then {settings.get('finetune_epochs')} epochs "
         "(pruned: fine-tuning with inherited weights; sparsity 0: the same extra dense epochs). MACs/params are "
         "those of the evaluated model; weight-masked models keep their dense MACs (see 'weight sparsity')."
     )

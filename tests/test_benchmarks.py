@@ -108,6 +108,19 @@ def test_aggregate_spread_is_sd_over_seeds_or_the_ci_of_one_seed() -> None:
     assert compare(rows["dense"], rows["iwi"])[0] == "missing"
 
 
+def test_a_metric_measured_on_one_seed_of_three_keeps_the_pgd_spread_kind_and_its_own_interval() -> None:
+    aa = {"autoattack": 0.5, "autoattack_ci": [0.46, 0.54]}
+    recs = [
+        {"finding": "f1", "method": "dense", "structure": "none", "sparsity": 0.0, "seed": i, "status": "ok",
+         "pgd": v, "pgd_ci": [v - 0.01, v + 0.01], **(aa if i == 0 else {})}
+        for i, v in enumerate((0.60, 0.62, 0.64))
+    ]  # fmt: skip
+    (row,) = aggregate(recs, ("pgd", "autoattack"))
+    assert row["spread_kind"] == "sd over 3 seeds" and row["pgd_spread"] == pytest.approx(0.02)
+    assert row["autoattack_seeds"] == 1 and row["autoattack_spread"] == pytest.approx(0.04)
+    assert "pgd_seeds" not in row
+
+
 def test_report_files_are_written_and_parse(tmp_path: Path) -> None:
     recs = [
         {
@@ -200,6 +213,27 @@ def test_tiny_paper_run_then_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     (tmp_path / "paper.md").unlink()
     paper.run_paper(budget, seeds=1, out_dir=tmp_path, report_only=True, progress=False)
     assert "2 of 2 ok" in (tmp_path / "paper.md").read_text()
+
+
+def test_a_study_split_by_seed_merges_into_one_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    budget = dataclasses.replace(
+        paper.QUICK, sparsities=(0.0,), findings=("f1",), pretrain_epochs=1, finetune_epochs=1, eval_n=16, aa_n=0
+    )
+    first = paper.run_paper(budget, seeds=1, out_dir=tmp_path / "a", progress=False)
+    second = paper.run_paper(budget, seeds=2, first_seed=1, out_dir=tmp_path / "b", progress=False)
+    assert [r["key"] for r in first + second] == ["f1/dense/none/0/seed0", "f1/dense/none/0/seed1"]
+
+    import robust_prune as rp
+
+    monkeypatch.setattr(rp, "robustify", lambda *a, **k: pytest.fail("a finished cell ran again"))
+    merged = paper.run_paper(
+        budget, seeds=2, out_dir=tmp_path / "a", report_only=True, resume_from=[tmp_path / "b" / "paper.json"],
+        progress=False,
+    )  # fmt: skip
+    by_key = {r["key"]: r for r in merged}
+    assert by_key["f1/dense/none/0/seed1"]["pgd"] == second[0]["pgd"] and len(by_key) == 2
+    payload = json.loads((tmp_path / "a" / "paper.json").read_text())
+    assert sorted(c["key"] for c in payload["cells"]) == sorted(by_key) and payload["settings"]["seeds"] == 2
 
 
 @pytest.mark.slow
