@@ -29,7 +29,7 @@ def test_declared_stages_spend_the_epochs_the_method_counts(config: rp.Robustify
 
 
 def test_every_training_stage_draws_its_own_seed(tiny_bundle, monkeypatch: pytest.MonkeyPatch) -> None:
-    """iwi on a 2-round lottery ticket trains 4 stages, each with its own random stream, all moving with the run's seed."""
+    """iwi on a 2-round lottery ticket trains 4 stages, each with its own random stream, moving with the run's seed."""
     seeds: dict[int, dict[str, int]] = {}
     real_train = runner.train
 
