@@ -27,7 +27,6 @@ __all__ = [
     "FINETUNE_LR_FACTOR",
     "GROW_INITS",
     "GROW_OUT_SCALE",
-    "IWI_DEFAULT",
     "method_prune_defaults",
     "IMPORTANCES",
     "OBJECTIVES",
@@ -54,19 +53,21 @@ MIXED_PRECISIONS = ("no", "bf16", "fp16")  # fp16 trains with a gradient scaler 
 # Seconds that tracing and pruning one model (or growing a ticket back) may take before it counts as failed: a
 # dependency graph that does not trace in this time is refused (pruning.guard). Raise it for very large models.
 PRUNE_TIME_LIMIT_S = 60.0
-# Issue 17: inverse weights inheritance. How grow() fills new entries (robust_prune.growth_fills), small-out's
-# std as a fraction of each tensor's inherited-weight std, and the defaults of method="iwi", which follow the
-# variant that measured best in the paper's framing (benchmarks/results/iwi.md; build_config applies them).
+# Issue 17: inverse weights inheritance. How grow() fills new entries (robust_prune.growth_fills) and small-out's
+# std as a fraction of each tensor's inherited-weight std. method="iwi"'s defaults live in its registration
+# (robust_prune.methods.iwi.IWI_DEFAULT).
 GROW_INITS = ("zero-out", "zero", "random", "small-out", "net2net")
 GROW_OUT_SCALE = 0.1
-IWI_DEFAULT = {"ticket_method": "prune", "structure": "channel", "sparsity": 0.5, "grow_init": "zero-out"}
 
 
 def method_prune_defaults(method: str | None) -> dict[str, Any]:
-    """The :class:`PruneConfig` fields whose default depends on the method: ``iwi``'s ticket takes
-    :data:`IWI_DEFAULT`'s structure and sparsity; other methods none (``RobustifyConfig`` and
-    ``options.build_config`` both apply them)."""
-    return {k: IWI_DEFAULT[k] for k in ("structure", "sparsity")} if method == "iwi" else {}
+    """The :class:`PruneConfig` fields whose default depends on the method, as its registration declares them
+    (``iwi``'s ticket structure and sparsity; {} for an unknown name). ``RobustifyConfig`` and
+    ``options.build_config`` both apply them."""
+    from .methods import get_method, list_methods
+
+    return dict(get_method(method).prune_defaults) if method in list_methods() else {}
+
 
 # The SGD learning rate (momentum 0.9, cosine schedule) each objective trains at by default. TRADES' KL term
 # makes its loss larger and steeper: at 0.05 it diverged on the digits with resnet10t (loss 4.56 -> 6.14 in
@@ -347,10 +348,10 @@ class RobustifyConfig(_JsonConfig):
         pretrain: adversarial training before pruning (``dense``: all of it; ``lottery``: each round).
         finetune: adversarial fine-tuning of the pruned model (the ticket, for ``lottery`` and ``iwi``).
         grow_train: ``iwi``: adversarial training of the grown full-width model.
-        prune: what to remove and how (default ``PruneConfig()``; for ``method="iwi"`` with
-            :data:`IWI_DEFAULT`'s structure and sparsity).
+        prune: what to remove and how (default ``PruneConfig()`` with the method's registered
+            ``prune_defaults``: for ``method="iwi"``, ``IWI_DEFAULT``'s structure and sparsity).
         ticket_method, grow_init: ``iwi``: where the ticket comes from and how growth fills new weights
-            (defaults: :data:`IWI_DEFAULT`).
+            (defaults: the iwi registration's, ``robust_prune.methods.iwi.IWI_DEFAULT``).
         grow_scale, grow_out_scale: ``iwi``: :func:`~robust_prune.grow`'s ``scale`` (std of new channels'
             incoming weights; None: timm's) and ``out_scale`` (``small-out``'s relative std).
         eval_attacks, eval_eps, eval_steps, eval_n: the report's attacks, L-inf budget (None: the training
@@ -371,9 +372,9 @@ class RobustifyConfig(_JsonConfig):
     pretrain: TrainConfig = field(default_factory=lambda: _stage("pretrain"))
     finetune: TrainConfig = field(default_factory=lambda: _stage("finetune"))
     grow_train: TrainConfig = field(default_factory=lambda: _stage("grow_train"))
-    prune: PruneConfig = None  # type: ignore[assignment]  # filled in: PruneConfig() (iwi: IWI_DEFAULT's structure)
-    ticket_method: str = IWI_DEFAULT["ticket_method"]
-    grow_init: str = IWI_DEFAULT["grow_init"]
+    prune: PruneConfig = None  # type: ignore[assignment]  # filled in: PruneConfig() with the method's prune defaults
+    ticket_method: str = None  # type: ignore[assignment]  # filled in from the method that reads it (iwi)
+    grow_init: str = None  # type: ignore[assignment]  # filled in from the method that reads it (iwi)
     grow_scale: float | None = None
     grow_out_scale: float = GROW_OUT_SCALE
     eval_attacks: tuple[str, ...] = ("pgd",)
@@ -384,8 +385,11 @@ class RobustifyConfig(_JsonConfig):
     _nested = {"pretrain": TrainConfig, "finetune": TrainConfig, "grow_train": TrainConfig, "prune": PruneConfig}
 
     def __post_init__(self) -> None:
-        from .methods import list_methods, ticket_methods
+        from .methods import config_defaults, list_methods, ticket_methods
 
+        for name, value in config_defaults().items():  # the defaults of fields only one method reads
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
         _choice(self.method, tuple(list_methods()), "method")
         _choice(self.ticket_method, tuple(ticket_methods()), "ticket method")
         _choice(self.grow_init, GROW_INITS, "grow init")

@@ -316,7 +316,7 @@ def build_model_card(
     body += [
         "## Method",
         "",
-        _METHODS.get(method, f"Method `{method}`."),
+        _method_text(method),
         "Training, attack and data settings are stored in `config.json` (section `robust_prune`).",
         "",
         "## Citation",
@@ -331,12 +331,8 @@ def build_model_card(
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body) + "\n")
 
 
-_METHODS = {
-    "dense": "Adversarial training (PGD-AT) of the unpruned model: the baseline of the paper.",
-    "prune": "Adversarial training, pruning to the target sparsity, then adversarial fine-tuning with the inherited "
-    "weights (finding 1 of the paper: sparsity from adversarial pruning does not hurt robustness).",
-    "lottery": "Iterative magnitude pruning with rewinding to an early checkpoint under adversarial training "
-    "(finding 2: inherited lottery-ticket weights beat re-initialised sparse networks).",
-    "iwi": "Inverse weights inheritance: a pruned, adversarially trained ticket is grown back to full width and "
-    "the large network is adversarially trained from it (finding 3).",
-}
+def _method_text(method: str) -> str:
+    """What the method's registration says it did (a method this version does not know: its name)."""
+    from .methods import get_method, list_methods
+
+    return get_method(method).card if method in list_methods() else f"Method `{method}`."

@@ -1,17 +1,18 @@
-"""The stage runner: every method runs its stages through one, which checkpoints them and resumes a killed run.
+"""The stage runner: every method's stages are carried out by one, which checkpoints them and resumes a killed run.
 
 ``robustify(run_dir=..., resume=...)`` builds a :class:`StageRunner` and passes it to the method; without a run
-directory the runner simply runs each stage and writes nothing. A method names its stages (unique within the
-method: ``"pretrain"``, ``"prune"``, ``"round-2"``, ``"grow"``...) and
+directory the runner simply runs each stage and writes nothing. A method declares its stages as data (unique names
+within the method: ``"pretrain"``, ``"prune"``, ``"round-2"``, ``"grow"``...): a :class:`Train` stage or a
+:class:`Step` that does not train (pruning, growth). :meth:`StageRunner.carry_out` runs them in order:
 
-- trains through :meth:`StageRunner.train`, which skips a finished stage (returning its stored history),
-  resumes the stage a checkpoint is in at its next epoch with optimizer, scheduler, fp16 gradient scaler and RNG
-  restored, or runs
-  it from epoch 0, checkpointing every ``checkpoint_every`` epochs;
-- asks :meth:`StageRunner.needs` before a stage that does not train (pruning, growth) and reports it done with
-  :meth:`StageRunner.finish_stage`, which checkpoints the model as it now is;
-- keeps small JSON facts (``extra=``) and tensor sets (:meth:`StageRunner.keep`, e.g. a lottery ticket's
-  rewind point) that must survive a resume: both are written with every later checkpoint.
+- a :class:`Train` stage through :meth:`StageRunner.train`, at the training eps of the run and the stage's seed
+  (:func:`stage_seed`); a finished stage is skipped (returning its stored history), the stage a checkpoint is in
+  resumes at its next epoch with optimizer, scheduler, fp16 gradient scaler and RNG restored, any other runs from
+  epoch 0, checkpointing every ``checkpoint_every`` epochs;
+- a :class:`Step` only while :meth:`StageRunner.needs` it; the pruning record it returns is checkpointed with the
+  model as it now is (:meth:`StageRunner.finish_stage`);
+- small JSON facts (:attr:`StageRunner.extra`) and tensor sets (:meth:`StageRunner.keep`, e.g. a lottery ticket's
+  rewind point) that must survive a resume are written with every later checkpoint.
 
 On resume, the first call restores the latest checkpoint's architecture (a channel-pruned record is replayed),
 masks and weights into the model (:meth:`StageRunner.restore`). The checkpoint format is
@@ -26,9 +27,11 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -40,7 +43,90 @@ from .pruning.masks import apply_masks
 from .pruning.record import PruningRecord
 from .training import EpochStats, train
 
-__all__ = ["StageRunner", "open_run_directory"]
+if TYPE_CHECKING:
+    from .config import RobustifyConfig, TrainConfig
+    from .data import DataBundle
+
+__all__ = ["Outcome", "StageContext", "StageRunner", "Step", "Train", "open_run_directory", "stage_seed"]
+
+# Each stage's seed is the run's seed plus its offset here, the one place seeds are derived. The values are the ones
+# every earlier version used (issue 25), so a run reproduces bit for bit and an old run directory resumes exactly.
+# "reinit" is the draw of a re-initialised lottery ticket's weights inside the last prune-R stage.
+STAGE_SEED_OFFSETS = {"pretrain": 0, "finetune": 1, "grow": 0, "grown": 2, "reinit": 7919}
+ROUND_SEED_OFFSET = 1000  # stage round-R (a lottery round's training) draws from seed + 1000 * R
+
+
+def stage_seed(seed: int, stage: str) -> int:
+    """The seed of ``stage`` in a run seeded with ``seed``.
+
+    Example:
+        >>> len({stage_seed(0, "pretrain"), stage_seed(0, "finetune"), stage_seed(0, "round-1")})
+        3
+    """
+    round_ = re.fullmatch(r"round-(\d+)", stage)
+    if round_ is not None:
+        return seed + ROUND_SEED_OFFSET * int(round_.group(1))
+    if stage not in STAGE_SEED_OFFSETS:
+        raise ValueError(f"No seed is declared for stage {stage!r}: add it to runner.STAGE_SEED_OFFSETS.")
+    return seed + STAGE_SEED_OFFSETS[stage]
+
+
+@dataclass
+class StageContext:
+    """What a stage's functions see: the run's model, data and config, the runner, whether progress bars show and
+    the history trained so far."""
+
+    model: nn.Module
+    bundle: DataBundle
+    config: RobustifyConfig
+    runner: StageRunner
+    progress: bool
+    history: list[EpochStats] = field(default_factory=list)
+
+    def seed(self, name: str) -> int:
+        """:func:`stage_seed` of ``name`` in this run."""
+        return stage_seed(self.config.seed, name)
+
+    @property
+    def record(self) -> PruningRecord:
+        """The pruning record the stages so far left (the dense model's while nothing was pruned)."""
+        return self.runner.record if self.runner.record is not None else PruningRecord.for_dense_model(self.model)
+
+
+@dataclass(frozen=True)
+class Train:
+    """A training stage: ``config`` trained at the run's training eps and :func:`stage_seed` of ``name``.
+
+    Attributes:
+        name: the checkpoint name (unique within the method).
+        config: the stage's training settings.
+        label: the name shown in progress bars and statistics.
+        before: ``before(context)``, called when the stage is about to train (not when it is skipped).
+        on_epoch_end: ``on_epoch_end(context, epoch, model)`` after each epoch, before it is checkpointed.
+    """
+
+    name: str
+    config: TrainConfig
+    label: str
+    before: Callable[[StageContext], None] | None = None
+    on_epoch_end: Callable[[StageContext, int, nn.Module], None] | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    """A stage that does not train: ``run(context)`` changes the model in place and returns its pruning record."""
+
+    name: str
+    run: Callable[[StageContext], PruningRecord]
+
+
+@dataclass
+class Outcome:
+    """What a method's stages leave: the training history and the last pruning record (the dense model's when
+    nothing was pruned)."""
+
+    history: list[EpochStats]
+    record: PruningRecord
 
 
 class StageRunner:
@@ -95,6 +181,34 @@ class StageRunner:
         if ckpt.stage_finished:
             set_rng_state(ckpt.train_state()["rng"])
         return record
+
+    def carry_out(
+        self,
+        stages: Sequence[Train | Step],
+        model: nn.Module,
+        bundle: DataBundle,
+        config: RobustifyConfig,
+        *,
+        progress: bool,
+    ) -> Outcome:
+        """Run ``stages`` in order on ``model`` (in place), skipping finished ones and resuming the current one."""
+        self.restore(model)
+        train_eps, _ = config.budgets(bundle.default_eps)
+        context = StageContext(model, bundle, config, self, progress)
+        for stage in stages:
+            if isinstance(stage, Step):
+                if self.needs(stage.name):
+                    self.finish_stage(stage.name, model, record=stage.run(context))
+                continue
+            if stage.before is not None and self.needs(stage.name):
+                stage.before(context)
+            hook = stage.on_epoch_end
+            context.history += self.train(
+                model, bundle.train, stage=stage.name, label=stage.label, config=stage.config, eps=train_eps,
+                seed=context.seed(stage.name), progress=progress,
+                on_epoch_end=None if hook is None else lambda epoch, plain, *_, hook=hook: hook(context, epoch, plain),
+            )  # fmt: skip
+        return Outcome(context.history, context.record)
 
     def needs(self, stage: str) -> bool:
         """Whether ``stage`` still has to run (False once a checkpoint recorded it as finished)."""

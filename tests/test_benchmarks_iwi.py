@@ -79,7 +79,7 @@ def test_iwi_default_is_the_best_variant_of_the_committed_full_study():
     the report's summary), so a rerun of the study that changes the winner fails here until IWI_DEFAULT follows."""
     from benchmarks._common import RESULTS_DIR
     from benchmarks._iwi_report import best_variant, iwi_default
-    from robust_prune.config import IWI_DEFAULT
+    from robust_prune.methods.iwi import IWI_DEFAULT
 
     payload = json.loads((RESULTS_DIR / "iwi.json").read_text(encoding="utf-8"))
     assert payload["settings"]["fingerprint"] == iwi.FULL.fingerprint(), "iwi.json was run with another budget"

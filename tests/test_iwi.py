@@ -102,13 +102,16 @@ def test_iwi_from_a_lottery_weight_ticket_grows_back_to_plain_timm_with_the_tick
     assert zeros >= growth["new_entries"]
 
 
-def test_iwi_defaults_follow_iwi_default_and_the_new_options_reach_the_config(monkeypatch, capsys):
-    from robust_prune.config import IWI_DEFAULT
+def test_iwi_defaults_follow_its_registration_and_the_new_options_reach_the_config(monkeypatch, capsys):
+    import dataclasses
+
+    from robust_prune import methods
+    from robust_prune.methods.iwi import IWI_DEFAULT
     from robust_prune.options import build_config
 
     # when the measured best ticket is a weight ticket, every way of asking for iwi gets it; other methods do not
-    monkeypatch.setitem(IWI_DEFAULT, "structure", "weight")
-    monkeypatch.setitem(IWI_DEFAULT, "sparsity", 0.8)
+    iwi = dataclasses.replace(methods.get_method("iwi"), prune_defaults={"structure": "weight", "sparsity": 0.8})
+    monkeypatch.setitem(methods._REGISTRY, "iwi", iwi)
     assert rp.RobustifyConfig(method="iwi") == build_config(method="iwi")
     assert build_config(method="iwi", sparsity=0.9).prune.structure == "weight"
     assert (rp.RobustifyConfig(method="iwi").prune.structure, rp.RobustifyConfig(method="iwi").prune.sparsity) == (

@@ -1,4 +1,5 @@
-"""What several methods share: a ticket's outcome, and the loss that gradient importances score with."""
+"""What the methods share: the run that carries out a method's stages and measures the result, sealing a ticket, and
+the loss that gradient importances score with."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ from ..config import GRADIENT_IMPORTANCES, RobustifyConfig
 from ..data import DataBundle
 from ..distributed import model_device
 from ..models import NormalizedModel
+from ..pruning.masks import make_permanent
 from ..pruning.record import PruningRecord
+from ..report import RobustnessReport
 from ..result import RobustifyResult, evaluate_for
 from ..runner import StageRunner
 from ..training import EpochStats, adversarial_loss
+from . import get_method
 
-__all__ = ["IMPORTANCE_BATCHES", "Ticket", "importance_loss", "measured_ticket"]
+__all__ = ["IMPORTANCE_BATCHES", "Ticket", "importance_loss", "run_stages", "seal_ticket"]
 
 IMPORTANCE_BATCHES = 4  # training batches whose loss gradients score channels (taylor) or weights (robust)
 
@@ -55,17 +59,27 @@ def importance_loss(bundle: DataBundle, config: RobustifyConfig) -> Callable[[nn
     return loss_fn
 
 
-def measured_ticket(
-    make_ticket: Callable[..., Ticket],
-    model: NormalizedModel,
-    bundle: DataBundle,
-    config: RobustifyConfig,
-    *,
-    runner: StageRunner,
-    progress: bool,
+def seal_ticket(model: NormalizedModel, record: PruningRecord, config: RobustifyConfig) -> None:
+    """Finish a ticket that a method's stages made: weight masks are folded into the weights (the record keeps
+    them) and the model carries its record."""
+    if config.prune.structure == "weight":
+        record.masks = make_permanent(model)
+    model.record = record
+
+
+def run_stages(
+    model: NormalizedModel, bundle: DataBundle, config: RobustifyConfig, *, runner: StageRunner, progress: bool
 ) -> RobustifyResult:
-    """Make a ticket with ``make_ticket`` (a method's ``ticket`` function), then evaluate it: the whole run of the
-    methods whose result is the ticket itself (``prune``, ``lottery``)."""
-    made = make_ticket(model, bundle, config, runner=runner, progress=progress)
+    """Every method's run: ``runner`` carries out the stages ``config.method`` declares, the model is measured.
+
+    A ticket method's ticket is sealed first (:func:`seal_ticket`); a record that carries its ticket's report
+    (``iwi``'s) hands it to the result.
+    """
+    method = get_method(config.method)
+    done = runner.carry_out(method.stages(config), model, bundle, config, progress=progress)
+    if method.ticket:
+        seal_ticket(model, done.record, config)
     report = evaluate_for(model, bundle, config, progress=progress)
-    return RobustifyResult(model, report, config, made.record, made.history, bundle.spec())
+    ticket = done.record.extra.get("ticket_report")
+    ticket_report = RobustnessReport.from_dict(ticket) if ticket is not None else None
+    return RobustifyResult(model, report, config, done.record, done.history, bundle.spec(), ticket_report=ticket_report)

@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 from ..config import RobustifyConfig
-from ..data import DataBundle
-from ..models import NormalizedModel
-from ..pruning.record import PruningRecord
-from ..result import RobustifyResult, evaluate_for
-from ..runner import StageRunner
+from ..runner import Step, Train
 from . import register_method
+from ._stages import run_stages
 
-__all__ = ["run"]
+__all__ = ["stages"]
 
 
-@register_method(
+def stages(config: RobustifyConfig) -> list[Train | Step]:
+    """Adversarial training of ``config.pretrain`` (stage ``pretrain``)."""
+    return [Train("pretrain", config.pretrain, "adversarial training")]
+
+
+register_method(
     "dense",
+    run=run_stages,
+    stages=stages,
     epochs=lambda config: config.pretrain.epochs,
     help="adversarial training of the unpruned model (the baseline)",
+    card="Adversarial training (PGD-AT) of the unpruned model: the baseline of the paper.",
 )
-def run(
-    model: NormalizedModel, bundle: DataBundle, config: RobustifyConfig, *, runner: StageRunner, progress: bool
-) -> RobustifyResult:
-    """Train ``model`` for ``config.pretrain`` and evaluate it."""
-    train_eps, _ = config.budgets(bundle.default_eps)
-    history = runner.train(model, bundle.train, stage="pretrain", label="adversarial training",
-                           config=config.pretrain, eps=train_eps, seed=config.seed, progress=progress)  # fmt: skip
-    report = evaluate_for(model, bundle, config, progress=progress)
-    return RobustifyResult(model, report, config, PruningRecord.for_dense_model(model), history, bundle.spec())

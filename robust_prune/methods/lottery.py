@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
 
 import torch
 from torch import nn
@@ -35,27 +35,17 @@ from robust_prune.adapters import unwrap_model
 
 from ..config import RobustifyConfig, TrainConfig
 from ..data import DataBundle
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
 from ..measure import count_macs_params
-from ..models import NormalizedModel
-from ..pruning.lottery import (
-    REINIT_SEED_OFFSET,
-    merge_channel_records,
-    reinitialise,
-    rewind,
-    round_fraction,
-    round_sparsities,
-)
-from ..pruning.masks import make_permanent
+from ..pruning.lottery import merge_channel_records, reinitialise, rewind, round_fraction, round_sparsities
 from ..pruning.record import PruningRecord
 from ..pruning.structured import channel_prune
 from ..pruning.unstructured import weight_prune
-from ..result import RobustifyResult
-from ..runner import StageRunner
+from ..runner import StageContext, StageRunner, Step, Train
 from . import register_method
-from ._stages import Ticket, importance_loss, measured_ticket
+from ._stages import Ticket, importance_loss, run_stages
 
-__all__ = ["LotteryTicket", "find_ticket", "run", "ticket"]
+__all__ = ["LotteryTicket", "find_ticket", "stages"]
 
 REWIND = "rewind"  # the name the rewind point is kept under in the checkpoints
 
@@ -118,6 +108,29 @@ def find_ticket(
         0
     """
     runner = runner or StageRunner()
+    done = runner.carry_out(_find_stages(config), model, bundle, config, progress=progress)
+    return LotteryTicket(done.record, done.history, _rewind_point(runner))
+
+
+def _rewind_point(runner: StageRunner) -> dict[str, torch.Tensor]:
+    kept = runner.kept(REWIND)
+    if kept is None:  # taken before round 1 ends and written with every later checkpoint
+        raise CheckpointError("The run directory holds no rewind point of the lottery ticket; start the run again.")
+    return kept
+
+
+def _keep_initialisation(context: StageContext) -> None:
+    if context.config.prune.rewind_epoch == 0 and context.runner.kept(REWIND) is None:
+        context.runner.keep(REWIND, _dense_state(context.model))
+
+
+def _snapshot(context: StageContext, epoch: int, trained: nn.Module) -> None:
+    if epoch + 1 == context.config.prune.rewind_epoch and context.runner.kept(REWIND) is None:
+        context.runner.keep(REWIND, _dense_state(trained))
+
+
+def _find_stages(config: RobustifyConfig) -> list[Train | Step]:
+    """Stages ``round-R`` (training) and ``prune-R`` (pruning, rewinding) of each round."""
     p = config.prune
     round_cfg = _round_config(config)
     if p.rewind_epoch > round_cfg.epochs:
@@ -125,41 +138,23 @@ def find_ticket(
             f"rewind_epoch={p.rewind_epoch} is past the {round_cfg.epochs} training epochs of a round; "
             "choose rewind_epoch <= epochs (0 = the initialisation)."
         )
-    train_eps, _ = config.budgets(bundle.default_eps)
-    runner.restore(model)
-    if p.rewind_epoch == 0 and runner.kept(REWIND) is None:
-        runner.keep(REWIND, _dense_state(model))
-
-    def snapshot(epoch: int, trained: nn.Module, *_: Any) -> None:
-        if epoch + 1 == p.rewind_epoch and runner.kept(REWIND) is None:
-            runner.keep(REWIND, _dense_state(trained))
-
     label = "adversarial pruning" if p.adversarial else "clean pruning"
-    history = []
     targets = round_sparsities(p)
+    found: list[Train | Step] = []
     for r in range(1, len(targets) + 1):
-        history += runner.train(model, bundle.train, stage=f"round-{r}", label=f"{label} round {r}/{p.rounds}",
-                                config=round_cfg, eps=train_eps, seed=config.seed + 1000 * r, progress=progress,
-                                on_epoch_end=snapshot if r == 1 else None)  # fmt: skip
-        if runner.needs(f"prune-{r}"):
-            record = _prune_one_round(model, config, bundle, runner, r, targets, history)
-            runner.finish_stage(f"prune-{r}", model, record=record)
-    record, rewind_state = runner.record, runner.kept(REWIND)
-    assert record is not None and rewind_state is not None, "every round leaves a record and the rewind point"
-    return LotteryTicket(record, history, rewind_state)
+        first = r == 1  # the rewind point is taken before or during the first round
+        found += [
+            Train(f"round-{r}", round_cfg, f"{label} round {r}/{p.rounds}",
+                  before=_keep_initialisation if first else None, on_epoch_end=_snapshot if first else None),
+            Step(f"prune-{r}", partial(_prune_one_round, r=r, targets=targets)),
+        ]  # fmt: skip
+    return found
 
 
-def _prune_one_round(
-    model: nn.Module,
-    config: RobustifyConfig,
-    bundle: DataBundle,
-    runner: StageRunner,
-    r: int,
-    targets: list[float],
-    history: list[Any],
-) -> PruningRecord:
+def _prune_one_round(context: StageContext, *, r: int, targets: list[float]) -> PruningRecord:
     """Prune round ``r`` to ``targets[r - 1]``, then rewind (or, after the last round, re-initialise)."""
-    p = config.prune
+    model, config, bundle, runner = context.model, context.config, context.bundle, context.runner
+    p, history = config.prune, context.history
     previous = targets[r - 2] if r > 1 else 0.0
     record = _prune_round(model, config, targets[r - 1], previous, bundle)
     rounds = list(runner.extra.get("rounds", [])) if r > 1 else []
@@ -179,13 +174,12 @@ def _prune_one_round(
         "train_adversarial_accuracy": last.adversarial_accuracy if last else None,
     })  # fmt: skip
     runner.extra["rounds"] = rounds  # checkpointed with the round's stage
-    rewind_state = runner.kept(REWIND)
-    assert rewind_state is not None, "the rewind point is kept before the first round ends"
+    rewind_state = _rewind_point(runner)
     if r < p.rounds or not p.reinit:
         rewind(model, rewind_state, record)
     if r == p.rounds:
         if p.reinit:
-            reinitialise(model, record, seed=config.seed + REINIT_SEED_OFFSET)
+            reinitialise(model, record, seed=context.seed("reinit"))
         record.sparsity = float(p.sparsity)
         record.extra = {
             "method": "lottery",
@@ -200,32 +194,20 @@ def _prune_one_round(
     return record
 
 
-def ticket(
-    model: NormalizedModel, bundle: DataBundle, config: RobustifyConfig, *, runner: StageRunner, progress: bool
-) -> Ticket:
-    """:func:`find_ticket`, then adversarial training of the ticket (stage ``finetune``); weight masks are
-    folded into the weights at the end (the record keeps them)."""
-    found = find_ticket(model, bundle, config, runner=runner, progress=progress)
-    train_eps, _ = config.budgets(bundle.default_eps)
-    p = config.prune
-    label = "adversarial training of the re-initialised ticket" if p.reinit else "adversarial training of the ticket"
-    history = found.history + runner.train(model, bundle.train, stage="finetune", label=label,
-                                           config=config.finetune, eps=train_eps, seed=config.seed + 1,
-                                           progress=progress)  # fmt: skip
-    if p.structure == "weight":
-        found.record.masks = make_permanent(model)
-    model.record = found.record
-    return Ticket(found.record, history)
+def stages(config: RobustifyConfig) -> list[Train | Step]:
+    """:func:`find_ticket`'s rounds, then adversarial training of the ticket (stage ``finetune``)."""
+    reinit = config.prune.reinit
+    label = "adversarial training of the re-initialised ticket" if reinit else "adversarial training of the ticket"
+    return [*_find_stages(config), Train("finetune", config.finetune, label)]
 
 
-@register_method(
+register_method(
     "lottery",
+    run=run_stages,
+    stages=stages,
     epochs=lambda config: config.pretrain.epochs * config.prune.rounds + config.finetune.epochs,
     help="lottery ticket: iterative magnitude pruning over --rounds with rewinding to --rewind-epoch",
-    ticket=ticket,
+    card="Iterative magnitude pruning with rewinding to an early checkpoint under adversarial training "
+    "(finding 2: inherited lottery-ticket weights beat re-initialised sparse networks).",
+    ticket=True,
 )
-def run(
-    model: NormalizedModel, bundle: DataBundle, config: RobustifyConfig, *, runner: StageRunner, progress: bool
-) -> RobustifyResult:
-    """:func:`ticket`, then evaluate it."""
-    return measured_ticket(ticket, model, bundle, config, runner=runner, progress=progress)

@@ -1,56 +1,44 @@
 """``method="prune"``: adversarial training -> prune to ``sparsity`` -> adversarial fine-tuning with the inherited
-weights (the paper's finding 1). Its :func:`ticket` is also where ``method="iwi"`` gets a one-shot ticket."""
+weights (the paper's finding 1). Its stages also make the one-shot ticket ``method="iwi"`` grows."""
 
 from __future__ import annotations
 
 from ..config import RobustifyConfig
-from ..data import DataBundle
-from ..models import NormalizedModel
 from ..pruning import prune
-from ..pruning.masks import make_permanent
-from ..result import RobustifyResult
-from ..runner import StageRunner
+from ..pruning.record import PruningRecord
+from ..runner import StageContext, Step, Train
 from . import register_method
-from ._stages import Ticket, importance_loss, measured_ticket
+from ._stages import importance_loss, run_stages
 
-__all__ = ["run", "ticket"]
+__all__ = ["stages"]
 
 
-def ticket(
-    model: NormalizedModel, bundle: DataBundle, config: RobustifyConfig, *, runner: StageRunner, progress: bool
-) -> Ticket:
-    """Train, prune and fine-tune ``model`` in place (stages ``pretrain``, ``prune``, ``finetune``).
-
-    Weight masks are folded into the weights at the end (the record keeps them).
-    """
-    train_eps, _ = config.budgets(bundle.default_eps)
-    history = runner.train(model, bundle.train, stage="pretrain", label="adversarial training",
-                           config=config.pretrain, eps=train_eps, seed=config.seed, progress=progress)  # fmt: skip
+def _prune(context: StageContext) -> PruningRecord:
+    model, bundle, config = context.model, context.bundle, context.config
     p = config.prune
-    if runner.needs("prune"):
-        result = prune(model, p.sparsity, structure=p.structure, importance=p.importance, scope=p.scope,
-                       prune_first_layer=p.prune_first_layer, prune_classifier=p.prune_classifier,
-                       round_to=p.round_to, attention=p.attention, image_size=bundle.image_size,
-                       loss_fn=importance_loss(bundle, config))  # fmt: skip
-        runner.finish_stage("prune", model, record=result.record)
-    history += runner.train(model, bundle.train, stage="finetune", label="adversarial fine-tuning",
-                            config=config.finetune, eps=train_eps, seed=config.seed + 1, progress=progress)  # fmt: skip
-    record = runner.record
-    assert record is not None, "the prune stage leaves a record"
-    if p.structure == "weight":
-        record.masks = make_permanent(model)
-    model.record = record
-    return Ticket(record, history)
+    result = prune(model, p.sparsity, structure=p.structure, importance=p.importance, scope=p.scope,
+                   prune_first_layer=p.prune_first_layer, prune_classifier=p.prune_classifier,
+                   round_to=p.round_to, attention=p.attention, image_size=bundle.image_size,
+                   loss_fn=importance_loss(bundle, config))  # fmt: skip
+    return result.record
 
 
-@register_method(
+def stages(config: RobustifyConfig) -> list[Train | Step]:
+    """Train (``pretrain``), prune (``prune``) and fine-tune (``finetune``) the model in place."""
+    return [
+        Train("pretrain", config.pretrain, "adversarial training"),
+        Step("prune", _prune),
+        Train("finetune", config.finetune, "adversarial fine-tuning"),
+    ]
+
+
+register_method(
     "prune",
+    run=run_stages,
+    stages=stages,
     epochs=lambda config: config.pretrain.epochs + config.finetune.epochs,
     help="adversarial training, prune to --sparsity, adversarial fine-tuning with the inherited weights",
-    ticket=ticket,
+    card="Adversarial training, pruning to the target sparsity, then adversarial fine-tuning with the inherited "
+    "weights (finding 1 of the paper: sparsity from adversarial pruning does not hurt robustness).",
+    ticket=True,
 )
-def run(
-    model: NormalizedModel, bundle: DataBundle, config: RobustifyConfig, *, runner: StageRunner, progress: bool
-) -> RobustifyResult:
-    """:func:`ticket`, then evaluate it."""
-    return measured_ticket(ticket, model, bundle, config, runner=runner, progress=progress)

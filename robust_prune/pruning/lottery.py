@@ -28,7 +28,6 @@ from .record import PruningRecord, replay_history
 from .unstructured import load_dense_weights
 
 __all__ = [
-    "REINIT_SEED_OFFSET",
     "merge_channel_records",
     "reinitialise",
     "rewind",
@@ -36,8 +35,6 @@ __all__ = [
     "round_sparsities",
     "rounds_for_rate",
 ]
-
-REINIT_SEED_OFFSET = 7919  # the re-initialised ticket's weights come from seed + this
 
 
 def rounds_for_rate(sparsity: float, rate: float) -> int:
