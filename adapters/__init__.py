@@ -1,25 +1,16 @@
-"""Adapters for timm families, shipped as ``robust_prune.adapters``.
+"""The timm family files, shipped as ``robust_prune.adapters``: one file per timm module (``resnet.py`` serves
+``timm.models.resnet``). Each file imports the core's adapter API (:mod:`robust_prune.adapter_api`) and registers
+its adapter with ``@register_adapter`` when imported; this package imports them all, as timm's ``models`` package
+does. The core never imports this package: the registry loads it once, on its first lookup.
 
-One file per timm module (``resnet.py`` serves ``timm.models.resnet``). Each file registers its adapter
-with ``@register_adapter`` when imported; this package imports them all, as timm's ``models`` package does.
-Shared machinery lives in the private modules: ``_base`` (the Adapter class and registry), ``_common``
-(tracing helpers, attention fix-ups, pruners for timm's norm layers) and ``_layers`` (pruners for composite
-timm layers such as selective kernels and split attention).
+The adapter API's public names stay importable from here too (``from robust_prune.adapters import Adapter``, as
+before they moved); new code imports them from ``robust_prune.adapter_api``.
 """
 
-from ._base import (
-    Adapter,
-    Example,
-    GenericAdapter,
-    adapter_by_name,
-    creation_args,
-    get_adapter,
-    list_adapters,
-    register_adapter,
-    remember_creation_args,
-    timm_module,
-    unwrap_model,
-)
+import robust_prune.adapter_api as _api
+from robust_prune.adapter_api import *  # noqa: F403  (its public names: the import path from before they moved)
+
+__all__ = list(_api.__all__)
 
 # Family modules register themselves on import.
 from . import (  # noqa: F401, E402  isort: skip
@@ -94,17 +85,3 @@ from . import (  # noqa: F401, E402  isort: skip
     volo,
     xcit,
 )
-
-__all__ = [
-    "Adapter",
-    "Example",
-    "GenericAdapter",
-    "adapter_by_name",
-    "creation_args",
-    "get_adapter",
-    "list_adapters",
-    "register_adapter",
-    "remember_creation_args",
-    "timm_module",
-    "unwrap_model",
-]

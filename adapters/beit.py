@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from timm.models.beit import Attention
 
-from ._base import Example, register_adapter
+from robust_prune.adapter_api import Example, register_adapter
+
 from .vision_transformer import FixedWidthTransformerAdapter
 
 

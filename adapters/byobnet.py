@@ -1,12 +1,12 @@
 """timm.models.byobnet: "bring your own blocks" nets: RepVGG, GENet, ResNet-T/ResNeXt-TS, RegNetZ-B16, ...
 
-Their attention layers are shared timm layers with shared pruners (``_common``/``_layers``): GlobalContext
-is pruned channel by channel; BottleneckAttn and HaloAttn (no output projection) keep their output width
-and lose input channels; LambdaLayer (output reshaped to its input width) is frozen. MobileViT models are
-ByobNets too; their transformer blocks are served by mobilevit.py.
+Their attention layers are shared timm layers with shared pruners (``robust_prune.adapter_api.pruners`` and
+``.layers``): GlobalContext is pruned channel by channel; BottleneckAttn and HaloAttn (no output projection) keep
+their output width and lose input channels; LambdaLayer (output reshaped to its input width) is frozen. MobileViT
+models are ByobNets too; their transformer blocks are served by mobilevit.py.
 """
 
-from ._base import Adapter, Example, register_adapter
+from robust_prune.adapter_api import Adapter, Example, register_adapter
 
 
 @register_adapter

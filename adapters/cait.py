@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from timm.models.cait import ClassAttn, TalkingHeadAttn
 
-from ._base import Example, register_adapter
+from robust_prune.adapter_api import Example, register_adapter
+
 from .vision_transformer import FixedWidthTransformerAdapter
 
 

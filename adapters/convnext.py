@@ -5,7 +5,7 @@ Depthwise 7x7 conv, LayerNorm2d / channels-last LayerNorm, an inverted MLP and a
 has per-channel parameters too. LayerNorm over the pruned width makes growth inexact.
 """
 
-from ._base import Adapter, Example, register_adapter
+from robust_prune.adapter_api import Adapter, Example, register_adapter
 
 
 @register_adapter

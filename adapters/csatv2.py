@@ -11,8 +11,7 @@ from __future__ import annotations
 from timm.layers import Attention
 from timm.models.csatv2 import Block, LearnableDct2d, SpatialAttention
 
-from ._base import Example, register_adapter
-from ._hidden import HiddenWidthAdapter
+from robust_prune.adapter_api import Example, HiddenWidthAdapter, register_adapter
 
 
 @register_adapter

@@ -20,8 +20,8 @@ import torch
 from timm.models.cspnet import CrossStage, CrossStage3
 from torch import nn
 
-from ._base import Adapter, Example, register_adapter, unwrap_model
-from ._common import link, patched_forwards
+from robust_prune.adapter_api import Adapter, Example, register_adapter, unwrap_model
+from robust_prune.adapter_api.tracing import link, patched_forwards
 
 _STAGES = (CrossStage, CrossStage3)
 

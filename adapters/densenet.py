@@ -4,7 +4,7 @@ Dense blocks concatenate every layer's output; torch-pruning maps the concatenat
 producing layers, so each layer's new features are pruned consistently wherever they are read.
 """
 
-from ._base import Adapter, Example, register_adapter
+from robust_prune.adapter_api import Adapter, Example, register_adapter
 
 
 @register_adapter

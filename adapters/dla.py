@@ -1,6 +1,6 @@
 """timm.models.dla: Deep Layer Aggregation (trees of blocks joined by concatenating roots)."""
 
-from ._base import Adapter, Example, register_adapter
+from robust_prune.adapter_api import Adapter, Example, register_adapter
 
 
 @register_adapter

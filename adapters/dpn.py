@@ -8,7 +8,7 @@ bottleneck (``c1x1_a`` and the grouped ``c3x3_b``, group-evenly). BatchNorm, so 
 
 torch-pruning cannot even build its graph over these slices and concatenations (it cannot infer a slice's
 width), so while it traces, each block runs a forward that returns the same values but shows the graph only
-the block's projection and inner chain, linked to the block output (``_common.link``).
+the block's projection and inner chain, linked to the block output (``robust_prune.adapter_api.tracing.link``).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import torch
 from timm.models.dpn import DualPathBlock
 from torch import nn
 
-from ._base import Adapter, Example, register_adapter, unwrap_model
-from ._common import link, patched_forwards
+from robust_prune.adapter_api import Adapter, Example, register_adapter, unwrap_model
+from robust_prune.adapter_api.tracing import link, patched_forwards
 
 
 def _tracing_forward(block: DualPathBlock, x: torch.Tensor) -> torch.Tensor:

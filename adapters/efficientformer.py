@@ -12,7 +12,7 @@ from __future__ import annotations
 from timm.models.efficientformer import Attention
 from torch import nn
 
-from ._base import Adapter, Example, register_adapter, unwrap_model
+from robust_prune.adapter_api import Adapter, Example, register_adapter, unwrap_model
 
 
 class DistilledHeadsMixin:

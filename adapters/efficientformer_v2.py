@@ -18,7 +18,8 @@ import torch_pruning as tp
 from timm.models.efficientformer_v2 import Attention2d, Attention2dDownsample, LocalGlobalQuery
 from torch import nn
 
-from ._base import Adapter, Example, register_adapter, unwrap_model
+from robust_prune.adapter_api import Adapter, Example, register_adapter, unwrap_model
+
 from .efficientformer import DistilledHeadsMixin
 
 

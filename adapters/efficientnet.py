@@ -21,8 +21,8 @@ import torch_pruning as tp
 from timm.layers.mixed_conv2d import MixedConv2d
 from torch import nn
 
-from ._base import Adapter, Example, register_adapter, unwrap_model
-from ._common import swapped_classes
+from robust_prune.adapter_api import Adapter, Example, register_adapter, unwrap_model
+from robust_prune.adapter_api.tracing import swapped_classes
 
 
 class _DepthwiseMixedConv2d(MixedConv2d):

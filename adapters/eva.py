@@ -14,8 +14,9 @@ from typing import Any
 from timm.models.eva import EvaAttention
 from torch import nn
 
-from ._base import Example, register_adapter
-from ._common import ChannelParamPruner
+from robust_prune.adapter_api import Example, register_adapter
+from robust_prune.adapter_api.pruners import ChannelParamPruner
+
 from .vision_transformer import FixedWidthTransformerAdapter
 
 

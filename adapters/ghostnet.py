@@ -4,7 +4,7 @@ Ghost modules concatenate a primary conv's output with a cheap depthwise conv of
 result back to ``out_chs``; V2 adds the DFC attention branch (needs at least a 64x64 input).
 """
 
-from ._base import Adapter, Example, register_adapter
+from robust_prune.adapter_api import Adapter, Example, register_adapter
 
 
 @register_adapter

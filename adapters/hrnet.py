@@ -1,6 +1,6 @@
 """timm.models.hrnet: HRNet (parallel resolutions fused by up/down-sampling sums)."""
 
-from ._base import Adapter, Example, register_adapter
+from robust_prune.adapter_api import Adapter, Example, register_adapter
 
 
 @register_adapter

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from timm.models.inception_next import ConvMlp, InceptionDWConv2d
 
-from ._base import Example, register_adapter
-from ._hidden import HiddenWidthAdapter
+from robust_prune.adapter_api import Example, HiddenWidthAdapter, register_adapter
 
 
 @register_adapter

@@ -3,7 +3,7 @@
 It needs at least a 75x75 input (its stem and reductions shrink the map ~32x without padding).
 """
 
-from ._base import Adapter, Example, register_adapter
+from robust_prune.adapter_api import Adapter, Example, register_adapter
 
 
 @register_adapter

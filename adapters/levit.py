@@ -17,8 +17,8 @@ from typing import Any
 from timm.models.levit import Attention, AttentionDownsample, Downsample
 from torch import nn
 
-from ._base import Adapter, Example, register_adapter, unwrap_model
-from ._common import ChannelParamPruner
+from robust_prune.adapter_api import Adapter, Example, register_adapter, unwrap_model
+from robust_prune.adapter_api.pruners import ChannelParamPruner
 
 
 @register_adapter

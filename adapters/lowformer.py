@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from timm.models.lowformer import ConvAttention, FusedMBConv, MBConv
 
-from ._base import Example, register_adapter
-from ._hidden import HiddenWidthAdapter
+from robust_prune.adapter_api import Example, HiddenWidthAdapter, register_adapter
 
 
 @register_adapter

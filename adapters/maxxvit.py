@@ -7,7 +7,7 @@
 - MaxViT's block and grid partitions are reshapes over the spatial axes; torch-pruning takes them for
   channel reshapes and its index mapping explodes (it never finishes). While it traces, each partition
   attention runs a forward that computes the same values with the partition/reverse shown as channel-wise
-  pass-throughs (``_common.link``).
+  pass-throughs (``robust_prune.adapter_api.tracing.link``).
 - MBConv blocks (BatchNorm, depthwise convs, squeeze-excite) and ConvNeXt blocks go through the graph.
 Fixed input size (``img_size``: partition and window sizes are derived from it). LayerNorm in the
 transformer stages: growth is not exact.
@@ -24,8 +24,8 @@ import torch_pruning as tp
 from timm.models.maxxvit import Attention2d, AttentionCl, PartitionAttention2d, PartitionAttentionCl
 from torch import nn
 
-from ._base import Adapter, Example, register_adapter, unwrap_model
-from ._common import link, patched_forwards
+from robust_prune.adapter_api import Adapter, Example, register_adapter, unwrap_model
+from robust_prune.adapter_api.tracing import link, patched_forwards
 
 
 def _prune(layer: nn.Module, idxs: list[int], out: bool) -> None:

@@ -18,8 +18,8 @@ import torch_pruning as tp
 from timm.models.metaformer import Attention, GroupNorm1NoBias, MetaFormerStage, Scale
 from torch import nn
 
-from ._base import Adapter, Example, register_adapter, unwrap_model
-from ._common import ChannelParamPruner
+from robust_prune.adapter_api import Adapter, Example, register_adapter, unwrap_model
+from robust_prune.adapter_api.pruners import ChannelParamPruner
 
 
 class ScalePruner(tp.pruner.BasePruningFunc):

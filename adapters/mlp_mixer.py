@@ -4,7 +4,7 @@
   ResMLP's ``linear_tokens``, gMLP's ``SpatialGatingUnit.proj``). Their transposes would tie the token axis
   to the channel axis in torch-pruning's graph (and freeze the embedding width), so while it traces, Mixer
   and ResMLP blocks run a forward that returns the same values with the token mixing shown as a
-  channel-wise pass-through (``_common.link``).
+  channel-wise pass-through (``robust_prune.adapter_api.tracing.link``).
 - gMLP's gated MLP splits ``fc1``'s output in two halves (``chunk``), so ``fc1`` keeps its outputs there.
 - ResMLP's ``Affine`` (``alpha``, ``beta`` of shape (1, 1, dim)) and layer scales are cut with the
   embedding width.
@@ -21,8 +21,10 @@ import torch
 from timm.models.mlp_mixer import Affine, MixerBlock, ResBlock, SpatialGatingBlock, SpatialGatingUnit
 from torch import nn
 
-from ._base import Adapter, Example, register_adapter, unwrap_model
-from ._common import ChannelParamPruner, fixed_img_size, link, patched_forwards
+from robust_prune.adapter_api import Adapter, Example, register_adapter, unwrap_model
+from robust_prune.adapter_api.pruners import ChannelParamPruner
+from robust_prune.adapter_api.timm_meta import fixed_img_size
+from robust_prune.adapter_api.tracing import link, patched_forwards
 
 
 def _tracing_forward(block: nn.Module, x: torch.Tensor) -> torch.Tensor:

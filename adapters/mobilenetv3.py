@@ -17,7 +17,8 @@ import torch_pruning as tp
 from timm.layers.attention2d import MultiQueryAttention2d
 from torch import nn
 
-from ._base import Adapter, Example, register_adapter
+from robust_prune.adapter_api import Adapter, Example, register_adapter
+
 from .efficientnet import MixedConvMixin
 
 

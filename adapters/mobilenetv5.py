@@ -12,8 +12,7 @@ from __future__ import annotations
 from timm.layers.attention2d import MultiQueryAttention2d
 from timm.models._efficientnet_blocks import EdgeResidual, UniversalInvertedResidual
 
-from ._base import Example, register_adapter
-from ._hidden import HiddenWidthAdapter
+from robust_prune.adapter_api import Example, HiddenWidthAdapter, register_adapter
 
 
 @register_adapter

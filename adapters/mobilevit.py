@@ -6,7 +6,7 @@ adapter matches on the blocks and is asked before the byobnet adapter.
 - A MobileViT block unfolds its feature map into patches with reshapes that mix the batch, channel and
   spatial axes, runs a transformer on them and folds back. torch-pruning cannot follow those reshapes,
   so while it traces, each block runs a forward that computes the same values but shows the unfold and
-  fold as channel-wise pass-throughs (``_common.link``).
+  fold as channel-wise pass-throughs (``robust_prune.adapter_api.tracing.link``).
 - V1's transformer blocks are timm ViT blocks: head-dim pruning with the attention fix-ups of the
   vision_transformer adapter (original scale kept, explicit attention path, all recorded).
 - V2's ``LinearSelfAttention`` splits its projection at the stored ``embed_dim`` (``[1, d, d]``): it is an
@@ -27,8 +27,9 @@ import torch_pruning as tp
 from timm.models.mobilevit import LinearSelfAttention, MobileVitBlock, MobileVitV2Block
 from torch import nn
 
-from ._base import Example, HeadDimAttentionAdapter, register_adapter, unwrap_model
-from ._common import link, patched_forwards, uses_blocks_from
+from robust_prune.adapter_api import Example, HeadDimAttentionAdapter, register_adapter, unwrap_model
+from robust_prune.adapter_api.timm_meta import uses_blocks_from
+from robust_prune.adapter_api.tracing import link, patched_forwards
 
 
 def _pad_to_patches(block: nn.Module, x: torch.Tensor, align_corners: bool) -> torch.Tensor:

@@ -9,7 +9,7 @@ counter would not). Growth is not exact: a weight-standardised conv whose fan-in
 filters over the new (zero) inputs too (``Adapter.growth_is_exact``).
 """
 
-from ._base import Adapter, Example, register_adapter
+from robust_prune.adapter_api import Adapter, Example, register_adapter
 
 
 @register_adapter

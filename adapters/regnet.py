@@ -3,7 +3,7 @@
 Grouped convolutions are pruned group-evenly by torch-pruning; BatchNorm makes growth exact.
 """
 
-from ._base import Adapter, Example, register_adapter
+from robust_prune.adapter_api import Adapter, Example, register_adapter
 
 
 @register_adapter

@@ -11,8 +11,8 @@ and output (residual) width and the downsample convs. BatchNorm, so growth is ex
 from timm.models.res2net import Bottle2neck
 from torch import nn
 
-from ._base import Adapter, Example, register_adapter, unwrap_model
-from ._common import uses_blocks_from
+from robust_prune.adapter_api import Adapter, Example, register_adapter, unwrap_model
+from robust_prune.adapter_api.timm_meta import uses_blocks_from
 
 
 @register_adapter

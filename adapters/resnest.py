@@ -7,8 +7,8 @@ plus a radix softmax per cardinal group) is pruned by the shared pruner in ``_la
 
 from torch import nn
 
-from ._base import Adapter, Example, register_adapter
-from ._common import uses_blocks_from
+from robust_prune.adapter_api import Adapter, Example, register_adapter
+from robust_prune.adapter_api.timm_meta import uses_blocks_from
 
 
 @register_adapter

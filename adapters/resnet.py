@@ -6,7 +6,7 @@ ResNets built from Res2Net, Selective Kernel or ResNeSt blocks live in ``timm.mo
 adapters (res2net.py, sknet.py, resnest.py) match first because they look at the blocks.
 """
 
-from ._base import Adapter, Example, register_adapter
+from robust_prune.adapter_api import Adapter, Example, register_adapter
 
 
 @register_adapter

@@ -13,7 +13,7 @@ from __future__ import annotations
 from timm.models.rexnet import LinearBottleneck
 from torch import nn
 
-from ._base import Adapter, Example, register_adapter, unwrap_model
+from robust_prune.adapter_api import Adapter, Example, register_adapter, unwrap_model
 
 
 @register_adapter

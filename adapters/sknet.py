@@ -7,8 +7,8 @@ matches on the blocks and is asked before the plain resnet adapter. The Selectiv
 
 from torch import nn
 
-from ._base import Adapter, Example, register_adapter
-from ._common import uses_blocks_from
+from robust_prune.adapter_api import Adapter, Example, register_adapter
+from robust_prune.adapter_api.timm_meta import uses_blocks_from
 
 
 @register_adapter

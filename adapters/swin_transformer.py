@@ -24,8 +24,9 @@ from timm.models.swin_transformer import PatchMerging, WindowAttention
 from torch import nn
 from torch_pruning.pruner import function as tp_function
 
-from ._base import Example, HeadDimAttentionAdapter, register_adapter, unwrap_model
-from ._common import fixed_img_size, frozen_params
+from robust_prune.adapter_api import Example, HeadDimAttentionAdapter, register_adapter, unwrap_model
+from robust_prune.adapter_api.timm_meta import fixed_img_size
+from robust_prune.adapter_api.tracing import frozen_params
 
 
 class PatchMergingPruner(tp.pruner.BasePruningFunc):

@@ -11,7 +11,8 @@ from __future__ import annotations
 from timm.models.swin_transformer_v2_cr import PatchMerging, WindowMultiHeadAttention
 from torch import nn
 
-from ._base import Adapter, Example, register_adapter, unwrap_model
+from robust_prune.adapter_api import Adapter, Example, register_adapter, unwrap_model
+
 from .swin_transformer import SwinMixin
 
 

@@ -4,7 +4,7 @@ A plain chain of convolutions; the ``pre_logits`` ConvMlp (7x7 conv + 1x1 conv) 
 conv pair and the classifier keeps its outputs. Growth is exact (BatchNorm variants) or trivially so (none).
 """
 
-from ._base import Adapter, Example, register_adapter
+from robust_prune.adapter_api import Adapter, Example, register_adapter
 
 
 @register_adapter

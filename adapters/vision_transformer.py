@@ -19,8 +19,9 @@ from collections.abc import Iterator
 from timm.layers import AttentionPoolLatent
 from torch import nn
 
-from ._base import Adapter, Example, HeadDimAttentionAdapter, register_adapter, unwrap_model
-from ._common import fixed_img_size, frozen_params, modules_of_type
+from robust_prune.adapter_api import Adapter, Example, HeadDimAttentionAdapter, register_adapter, unwrap_model
+from robust_prune.adapter_api.timm_meta import fixed_img_size, modules_of_type
+from robust_prune.adapter_api.tracing import frozen_params
 
 _TOKENS = ("cls_token", "reg_token", "dist_token", "pos_embed")
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from timm.models.vision_transformer_relpos import RelPosAttention
 from torch import nn
 
-from ._base import Example, register_adapter, unwrap_model
+from robust_prune.adapter_api import Example, register_adapter, unwrap_model
+
 from .vision_transformer import FixedWidthTransformerAdapter
 
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from robust_prune._io import write_json, write_text
+from robust_prune.atomic import write_json, write_text
 
 __all__ = [
     "RESULTS_DIR",

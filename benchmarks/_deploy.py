@@ -138,9 +138,9 @@ def _why(profiles: dict[str, dict[str, dict[str, float]]], label: str) -> list[d
 def deploy_rows(b: DeployBudget, *, progress: Callable[[str], None] = print) -> tuple[list[dict[str, Any]], dict]:
     """Measure every model of ``b``; return the table rows and the per-layer-kind profiles (``{model: {...}}``)."""
     import torch
-    from robust_prune.adapters import get_adapter
 
     from benchmarks._layer_kinds import kind_profile
+    from robust_prune.adapter_api import get_adapter
     from robust_prune.measure import count_macs_params, output_width
 
     rows, why = [], {}

@@ -75,7 +75,7 @@ _MARK = "ZOO-RESULT "
 
 
 def _examples(quick: bool, only: list[str] | None) -> list[tuple[str, Any]]:
-    from robust_prune.adapters import adapter_by_name, list_adapters
+    from robust_prune.adapter_api import adapter_by_name, list_adapters
 
     out = []
     for name in list_adapters():
@@ -119,9 +119,9 @@ def check_example(
 ) -> dict[str, Any]:
     """Run every zoo step on one example model; return its table row (never raises)."""
     import torch
-    from robust_prune.adapters import get_adapter
 
     import robust_prune as rp
+    from robust_prune.adapter_api import get_adapter
     from robust_prune.config import AttackConfig
     from robust_prune.errors import UnsupportedArchitectureError
     from robust_prune.models import NormalizedModel, create_model

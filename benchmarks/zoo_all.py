@@ -76,8 +76,8 @@ def small_model(name: str) -> tuple[Any, dict[str, Any], tuple[int, int]]:
     """The model at the smallest input it runs at: ``(model, create_model kwargs, (height, width))``."""
     import timm
     import torch
-    from robust_prune.adapters import get_adapter
 
+    from robust_prune.adapter_api import get_adapter
     from robust_prune.models import create_model
 
     last: Exception | None = None

@@ -19,7 +19,7 @@ Example:
 
 from . import methods
 from ._version import __version__
-from .adapters import get_adapter, list_adapters
+from .adapter_api import get_adapter, list_adapters
 from .api import robustify
 from .config import AttackConfig, PruneConfig, RobustifyConfig, TrainConfig
 from .env_info import show_versions

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from robust_prune.adapters import get_adapter
+from robust_prune.adapter_api import get_adapter
 
 from . import distributed
 from .catalog import DATASETS

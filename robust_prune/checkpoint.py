@@ -30,7 +30,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from . import distributed
-from ._io import remove_temporaries, save_torch, temp_name, write_json, write_safetensors, write_text
+from .atomic import remove_temporaries, save_torch, temp_name, write_json, write_safetensors, write_text
 from .errors import CheckpointError, ConfigError, RunDirectoryExistsError, RunDirectoryMismatchError
 
 __all__ = ["Checkpoint", "RunDirectory", "config_fingerprint", "rng_state", "set_rng_state"]

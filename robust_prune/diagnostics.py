@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from robust_prune.adapters import unwrap_model
+from robust_prune.adapter_api import unwrap_model
 
 from .attacks import preserve_state, run_attack
 from .config import AttackConfig

@@ -93,8 +93,8 @@ class FamilyPruningError(PruningError):
         super().__init__(
             f"Could not {step} for the timm family '{family}': {detail}.{(' ' + hints) if hints else ''} "
             f"The model was left unchanged. {fallback}To prune this family's {structure}s, write an adapter for it "
-            f"(one file in robust_prune/adapters/, see adapters/_base.py) or open an issue on robust_prune's "
-            "tracker with this message."
+            "(a robust_prune.adapter_api.Adapter subclass; README: Writing an adapter) or open an issue on "
+            "robust_prune's tracker with this message."
         )
 
 

@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from robust_prune.adapters import get_adapter, unwrap_model
+from robust_prune.adapter_api import get_adapter, unwrap_model
 
-from ._io import write_file
+from .atomic import write_file
 from .distributed import model_device
 from .errors import MissingDependencyError
 from .models import eval_mode

@@ -37,15 +37,15 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from ._io import replaced_folder, write_json, write_safetensors, write_text
 from ._version import __version__
+from .atomic import replaced_folder, write_json, write_safetensors, write_text
 from .distributed import main_process_only
 from .errors import CheckpointError, NotARobustPruneFolderError
 from .hub_remote import FOLDER_FILES
@@ -54,6 +54,11 @@ from .pruning.masks import folded_state
 from .pruning.record import PruningRecord
 from .report import RobustnessReport
 from .trust import check_config
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .hub_remote import PushOptions
 
 __all__ = [
     "save_pretrained",
@@ -265,22 +270,21 @@ def _checked_config(config_path: Path, source: str | None = None) -> dict[str, A
     return config
 
 
-@main_process_only(lambda *_, **__: "")
-def push_folder(
-    folder: str | os.PathLike[str],
-    repo_id: str,
-    *,
-    private: bool = False,
-    token: str | None = None,
-    revision: str | None = None,
-    commit_message: str | None = None,
-) -> str:
+# The one guard of the publishing entry points: the non-main processes of a distributed run push nothing and get an
+# empty URL back.
+_publishes = main_process_only(lambda *_, **__: "")
+
+
+@_publishes
+def push_folder(folder: str | os.PathLike[str], repo_id: str, **push: Unpack[PushOptions]) -> str:
     """Publish a folder written by :func:`save_pretrained` (e.g. a ``robustify`` run directory) in one commit.
 
     The model card is regenerated for ``repo_id``; only the model files travel (no checkpoints, no logs). The
     commit also deletes the repository's robust_prune files this folder does not have (e.g. the masks or report
     of a model pushed there before), so the repository then holds exactly this model; its other files stay.
     Returns the commit URL (an empty string on the non-main processes of a distributed run, which push nothing).
+    ``**push`` takes :class:`~robust_prune.hub_remote.PushOptions`: ``private``, ``token``, ``revision`` and
+    ``commit_message``.
 
     Raises:
         NotARobustPruneFolderError: the folder was not written by robust_prune.
@@ -294,44 +298,33 @@ def push_folder(
         >>> push_folder(folder, "me/test_resnet-digits-robust").startswith("http")
         True
     """
-    from .hub_remote import resolve_token, upload_folder, validate_repo_id
+    from .hub_remote import checked_push, upload_folder
 
     folder = Path(folder)
     _read_config(folder)
-    validate_repo_id(repo_id)
-    token = resolve_token(token)
+    push = checked_push(repo_id, push)
     with tempfile.TemporaryDirectory(prefix="robust_prune_push_") as tmp:
         staged = Path(tmp)
         for name in FOLDER_FILES:
             if (folder / name).is_file() and name != CARD_NAME:
                 shutil.copyfile(folder / name, staged / name)
-        return upload_folder(
-            staged,
-            repo_id,
-            private=private,
-            token=token,
-            revision=revision,
-            commit_message=commit_message,
-            prepare=lambda resolved: _write_card(staged, resolved),
-        )
+        return upload_folder(staged, repo_id, prepare=lambda resolved: _write_card(staged, resolved), **push)
 
 
-@main_process_only(lambda *_, **__: "")
+@_publishes
 def push_to_hub(
     model_or_result: Any,
     repo_id: str,
     *,
-    private: bool = False,
-    token: str | None = None,
-    revision: str | None = None,
-    commit_message: str | None = None,
     record: PruningRecord | None = None,
     report: RobustnessReport | None = None,
+    **push: Unpack[PushOptions],
 ) -> str:
     """Save a ``RobustifyResult`` (or a model with its record and report) and publish it in one commit.
 
-    The token comes from ``token``, ``HF_TOKEN`` or ``hf auth login``; it is never written or logged.
-    Returns the commit URL (an empty string on the non-main processes of a distributed run, which push nothing).
+    ``**push`` takes :class:`~robust_prune.hub_remote.PushOptions` (``private``, ``token``, ``revision``,
+    ``commit_message``). The token comes from ``token``, ``HF_TOKEN`` or ``hf auth login``; it is never written or
+    logged. Returns the commit URL (an empty string on the non-main processes of a distributed run, which push nothing).
 
     Example:
         >>> import robust_prune as rp
@@ -340,15 +333,12 @@ def push_to_hub(
         >>> from_pretrained("me/test_resnet-digits-robust").report.n
         8
     """
-    from .hub_remote import resolve_token, validate_repo_id
+    from .hub_remote import checked_push
 
-    validate_repo_id(repo_id)
-    token = resolve_token(token)
+    push = checked_push(repo_id, push)
     with tempfile.TemporaryDirectory(prefix="robust_prune_save_") as tmp:
         save_pretrained(model_or_result, tmp, record=record, report=report, card=False)
-        return push_folder(
-            tmp, repo_id, private=private, token=token, revision=revision, commit_message=commit_message
-        )
+        return push_folder(tmp, repo_id, **push)
 
 
 def load_folder(folder: str | os.PathLike[str]) -> NormalizedModel:

@@ -21,12 +21,24 @@ import contextlib
 import importlib
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from .errors import HubError, NotARobustPruneFolderError
 
-__all__ = ["FOLDER_FILES", "download_folder", "resolve_token", "upload_folder", "validate_repo_id"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = [
+    "FOLDER_FILES",
+    "PushOptions",
+    "checked_push",
+    "download_folder",
+    "resolve_token",
+    "upload_folder",
+    "validate_repo_id",
+]
 
 # The files of a saved folder that travel to and from the Hub (nothing else: no pickles, no stray files).
 FOLDER_FILES = ("config.json", "model.safetensors", "masks.safetensors", "report.json", "report.md", "README.md")
@@ -199,15 +211,49 @@ def download_folder(
     return folder
 
 
+class PushOptions(TypedDict, total=False):
+    """How a push commits: the keywords of every publishing entry point (``robust_prune.push_to_hub``,
+    ``robust_prune.push_folder``, ``RobustifyResult.push_to_hub`` and :func:`upload_folder`), declared once.
+
+    Keys:
+        private: create the repository private (an existing repository keeps its visibility); default False.
+        token: a write token; defaults to ``HF_TOKEN`` or the saved login (never written or logged).
+        revision: the branch to commit to (default ``main``).
+        commit_message: defaults to ``"Upload robust_prune model"``.
+    """
+
+    private: bool
+    token: str | None
+    revision: str | None
+    commit_message: str | None
+
+
+def checked_push(repo_id: str, options: Mapping[str, Any]) -> PushOptions:
+    """``options`` checked before anything is written or sent: the keywords (a ``TypeError`` names an unknown one,
+    as a signature would), the repository id, and the token (resolved here, so a missing one fails first).
+
+    Raises:
+        TypeError: a keyword that is not one of :class:`PushOptions`.
+        HubError: an invalid repository id, or no token.
+
+    Example:
+        >>> checked_push("me/resnet10t-digits", {"private": True, "token": "hf_xxx"})
+        {'private': True, 'token': 'hf_xxx'}
+    """
+    unknown = sorted(set(options) - PushOptions.__optional_keys__)
+    if unknown:
+        known = ", ".join(sorted(PushOptions.__optional_keys__))
+        raise TypeError(f"Unexpected keyword argument(s) for a push: {', '.join(unknown)} (known: {known}).")
+    validate_repo_id(repo_id)
+    return cast(PushOptions, {**options, "token": resolve_token(options.get("token"))})
+
+
 def upload_folder(
     folder: str | os.PathLike[str],
     repo_id: str,
     *,
-    private: bool = False,
-    token: str | None = None,
-    revision: str | None = None,
-    commit_message: str | None = None,
-    prepare: object | None = None,
+    prepare: Callable[[str], object] | None = None,
+    **push: Unpack[PushOptions],
 ) -> str:
     """Create ``repo_id`` if needed and make its robust_prune files exactly ``folder``'s, in one commit.
 
@@ -219,12 +265,9 @@ def upload_folder(
     Args:
         folder: a folder written by ``save_pretrained``.
         repo_id: ``"namespace/name"`` (or ``"name"`` in the token's namespace).
-        private: create the repository private (an existing repository keeps its visibility).
-        token: a write token; defaults to ``HF_TOKEN`` or the saved login.
-        revision: the branch to commit to (default ``main``).
-        commit_message: defaults to ``"Upload robust_prune model"``.
         prepare: optional ``callable(resolved_repo_id)`` run after the repository exists and before the commit
             (used to write the model card with the final repository id).
+        **push: :class:`PushOptions` (``private``, ``token``, ``revision``, ``commit_message``).
 
     Returns:
         The commit URL.
@@ -238,12 +281,12 @@ def upload_folder(
     """
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 
-    validate_repo_id(repo_id)
-    token = resolve_token(token)
+    push = checked_push(repo_id, push)
+    token, revision = push["token"], push.get("revision")
     folder = Path(folder)
     api = HfApi(token=token, library_name="robust_prune")
     with _hub_errors("push to", repo_id, token, revision):
-        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        repo_id = api.create_repo(repo_id, private=push.get("private", False), exist_ok=True).repo_id
         if callable(prepare):
             prepare(repo_id)
         head = api.model_info(repo_id, revision=revision)
@@ -261,7 +304,7 @@ def upload_folder(
         info = api.create_commit(
             repo_id,
             operations,
-            commit_message=commit_message or "Upload robust_prune model",
+            commit_message=push.get("commit_message") or "Upload robust_prune model",
             revision=revision,
             parent_commit=head.sha,
         )

@@ -49,7 +49,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from robust_prune.adapters import adapter_by_name, unwrap_model
+from robust_prune.adapter_api import adapter_by_name, unwrap_model
 
 from .config import GROW_INITS, GROW_OUT_SCALE
 from .errors import ConfigError, PruningError

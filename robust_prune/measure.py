@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from robust_prune.adapters import unwrap_model
+from robust_prune.adapter_api import unwrap_model
 
 from .models import eval_mode
 

@@ -23,7 +23,7 @@ import timm
 import torch
 from torch import nn
 
-from robust_prune.adapters import creation_args, get_adapter, remember_creation_args, unwrap_model
+from robust_prune.adapter_api import creation_args, get_adapter, remember_creation_args, unwrap_model
 
 from .distributed import model_device
 from .errors import ModelAdaptationError
@@ -132,7 +132,7 @@ def create_model(name: str, *, pretrained: bool = False, **kwargs: Any) -> nn.Mo
     as the model's base model (:func:`base_model_of`), for the model card.
 
     Example:
-        >>> from robust_prune.adapters import creation_args
+        >>> from robust_prune.adapter_api import creation_args
         >>> creation_args(create_model("resnet10t", num_classes=10))
         {'num_classes': 10}
     """

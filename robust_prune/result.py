@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
@@ -23,6 +23,11 @@ from .models import NormalizedModel
 from .pruning.record import PruningRecord
 from .report import RobustnessReport
 from .training import EpochStats
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .hub_remote import PushOptions
 
 __all__ = ["RobustifyResult", "evaluate_for"]
 
@@ -87,17 +92,10 @@ class RobustifyResult:
 
         return save_pretrained(self, save_directory)
 
-    def push_to_hub(
-        self,
-        repo_id: str,
-        *,
-        private: bool = False,
-        token: str | None = None,
-        revision: str | None = None,
-        commit_message: str | None = None,
-    ) -> str:
+    def push_to_hub(self, repo_id: str, **push: Unpack[PushOptions]) -> str:
         """Publish the model to the Hugging Face Hub in one commit; returns the commit URL (empty on the
-        non-main processes of a distributed run, which push nothing).
+        non-main processes of a distributed run, which push nothing). ``**push`` takes
+        :class:`~robust_prune.hub_remote.PushOptions` (``private``, ``token``, ``revision``, ``commit_message``).
 
         Example:
             >>> import robust_prune as rp
@@ -108,6 +106,4 @@ class RobustifyResult:
         """
         from .hub import push_to_hub
 
-        return push_to_hub(
-            self, repo_id, private=private, token=token, revision=revision, commit_message=commit_message
-        )
+        return push_to_hub(self, repo_id, **push)

@@ -37,7 +37,7 @@ from typing import Any
 import timm
 import torch
 
-from robust_prune.adapters import adapter_by_name
+from robust_prune.adapter_api import adapter_by_name
 
 from .errors import ModelAdaptationError, UntrustedConfigError
 

@@ -31,7 +31,7 @@ def main() -> None:
 
     import robust_prune as rp
     from robust_prune import distributed
-    from robust_prune._io import write_json, write_safetensors
+    from robust_prune.atomic import write_json, write_safetensors
     from robust_prune.data import first_n, load_data
     from robust_prune.models import NormalizedModel
 

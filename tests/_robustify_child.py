@@ -61,7 +61,8 @@ def main() -> None:
     import timm
 
     import robust_prune as rp
-    from robust_prune import _io, distributed
+    from robust_prune import atomic as _io
+    from robust_prune import distributed
     from robust_prune.data import load_data
 
     bundle = load_data("digits", image_size=32, channels=3, batch_size=32, seed=0)

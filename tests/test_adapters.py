@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
 from _hard_coded import HardCodedWidth
-from robust_prune.adapters import Adapter, GenericAdapter, adapter_by_name, get_adapter, list_adapters
-from robust_prune.adapters import _base as registry
 from torch import nn
 
 import robust_prune as rp
+from robust_prune.adapter_api import Adapter, GenericAdapter, adapter_by_name, get_adapter, list_adapters, registry
 from robust_prune.errors import ModelAdaptationError, PruningError, UnsupportedArchitectureError
 from robust_prune.models import create_model
 from robust_prune.pruning import PruningRecord, rebuild_model
@@ -68,6 +72,37 @@ def test_matching_uses_timm_metadata(model_name: str, kwargs: dict, expected: st
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a registered family never falls back
         assert get_adapter(model).name == expected
+
+
+def test_the_families_load_on_the_first_lookup_and_a_users_adapter_replaces_a_built_in_one() -> None:
+    """No side effects at import: ``import robust_prune`` leaves the family package alone; the registry loads it once,
+    before a lookup or a user's registration, so a user's adapter of a family's name wins, as when the families
+    loaded at import. The old import path ``robust_prune.adapters`` gives the same objects."""
+    script = textwrap.dedent(
+        """
+        import sys
+        import robust_prune as rp
+        from robust_prune.adapter_api import Adapter, adapter_by_name, register_adapter
+        assert "robust_prune.adapters" not in sys.modules, "the families loaded at import"
+
+        @register_adapter
+        class Mine(Adapter):
+            name = "resnet"
+            timm_modules = ("resnet",)
+
+        assert "robust_prune.adapters" in sys.modules
+        assert type(adapter_by_name("resnet")) is Mine and "vision_transformer" in rp.list_adapters()
+        import robust_prune.adapter_api as api
+        import robust_prune.adapters as old
+        assert old.Adapter is api.Adapter and old.HiddenWidthAdapter is api.HiddenWidthAdapter
+        assert old.register_adapter is api.register_adapter and old.get_adapter is api.get_adapter
+        print("ok")
+        """
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
 
 class _Blocked(Adapter):

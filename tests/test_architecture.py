@@ -1,4 +1,6 @@
-"""The library's import structure: no import cycles, and no private name imported from another module."""
+"""The import structure of the library and the benchmarks: no import cycles, no private name or module imported
+from another package, and dependencies that run one way: the family files (adapters/) import the core's adapter
+API, and the core never imports them (the registry loads them by name, once)."""
 
 from __future__ import annotations
 
@@ -6,14 +8,24 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = {"robust_prune": ROOT / "robust_prune", "robust_prune.adapters": ROOT / "adapters"}
+PACKAGES = {
+    "robust_prune": ROOT / "robust_prune",
+    "robust_prune.adapters": ROOT / "adapters",
+    "benchmarks": ROOT / "benchmarks",
+}
+FAMILIES = "robust_prune.adapters"
+ADAPTER_API = "robust_prune.adapter_api"
+# The one module of the core that names the family package: it imports it by name on the registry's first lookup.
+FAMILY_LOADER = "robust_prune.adapter_api.registry"
 
 
 def _modules() -> dict[str, Path]:
-    """Module name -> file, for the library (adapters/ ships as robust_prune.adapters)."""
+    """Module name -> file, for the library (adapters/ ships as robust_prune.adapters) and the benchmarks."""
     found: dict[str, Path] = {}
     for package, folder in PACKAGES.items():
         for path in folder.rglob("*.py"):
+            if package == "robust_prune" and (folder / "adapters") in path.parents:
+                continue  # a developer's symlink robust_prune/adapters -> ../adapters (read once, from adapters/)
             parts = path.relative_to(folder).with_suffix("").parts
             name = ".".join((package, *parts))
             found[name.removesuffix(".__init__")] = path
@@ -103,7 +115,9 @@ def test_the_graph_sees_the_imports() -> None:
     graph = _graph()
     assert "robust_prune.config" in graph["robust_prune.methods.dense"]
     assert "robust_prune.methods.lottery" in graph["robust_prune.api"]  # ``from .methods import lottery``
-    assert "robust_prune.adapters" in graph["robust_prune.models"]
+    assert ADAPTER_API in graph["robust_prune.models"]
+    assert "robust_prune.adapter_api.tracing" in graph["robust_prune.adapters.cspnet"]
+    assert "robust_prune.atomic" in graph["benchmarks._common"]
 
 
 def test_no_import_cycles() -> None:
@@ -121,4 +135,57 @@ def test_no_private_name_is_imported_from_another_module() -> None:
                 n for n in names if n.startswith("_") and not n.endswith("__") and f"{target}.{n}" not in modules
             ]
             offenders += [f"{name}: from {target} import {n}" for n in private]
+    assert offenders == []
+
+
+def _package(module: str) -> str:
+    """The package of PACKAGES that ``module`` belongs to (the longest that contains it)."""
+    return max((p for p in PACKAGES if module == p or module.startswith(p + ".")), key=len, default=module)
+
+
+def test_no_private_module_of_another_package_is_imported() -> None:
+    """The benchmarks use the library's public modules, and the family files the adapter API's."""
+    offenders = []
+    for name, path in _modules().items():
+        for target, names in _imports(name, path):
+            if not target.startswith(("robust_prune", "benchmarks")) or _package(target) == _package(name):
+                continue
+            private = [part for part in target.split(".") if part.startswith("_")]
+            private += [n for n in names if n.startswith("_") and f"{target}.{n}" in _modules()]
+            if private:
+                offenders.append(f"{name}: {target} ({', '.join(private)})")
+    assert offenders == []
+
+
+def _names_the_families(path: Path) -> bool:
+    """Whether a module has the family package's name as a string (an ``importlib.import_module`` target)."""
+    return any(
+        isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith(FAMILIES)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+    )
+
+
+def test_the_core_never_imports_a_family_file() -> None:
+    core = {name: path for name, path in _modules().items() if _package(name) == "robust_prune"}
+    imports = [
+        f"{name}: {target}"
+        for name, path in core.items()
+        for target, names in _imports(name, path)
+        if target.startswith(FAMILIES) or any(f"{target}.{n}".startswith(FAMILIES) for n in names)
+    ]
+    assert imports == []
+    assert [name for name, path in core.items() if _names_the_families(path)] == [FAMILY_LOADER]
+
+
+def test_family_files_import_only_the_public_adapter_api() -> None:
+    families = {name: path for name, path in _modules().items() if _package(name) == FAMILIES}
+    assert len(families) > 60 and FAMILIES in families
+    offenders = [
+        f"{name}: {target}"
+        for name, path in families.items()
+        for target, _ in _imports(name, path)
+        if target.startswith("robust_prune")
+        and _package(target) != FAMILIES
+        and not (target.startswith(ADAPTER_API) and not any(p.startswith("_") for p in target.split(".")))
+    ]
     assert offenders == []

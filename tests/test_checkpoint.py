@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import robust_prune.runner as runner_module
 import robust_prune.training as training
 from robust_prune import AttackConfig, RobustifyConfig, TrainConfig
-from robust_prune._io import temp_name
+from robust_prune.atomic import temp_name
 from robust_prune.checkpoint import RunDirectory, config_fingerprint
 from robust_prune.errors import (
     CheckpointError,

@@ -10,11 +10,11 @@ import warnings
 import pytest
 import torch
 from _hard_coded import HardCodedWidth
-from robust_prune.adapters import adapter_by_name
 from torch import nn
 
 import robust_prune as rp
 from robust_prune import config as rp_config
+from robust_prune.adapter_api import adapter_by_name
 from robust_prune.errors import FamilyPruningError, PruningError
 from robust_prune.models import create_model
 from robust_prune.pruning import guard, unstructured

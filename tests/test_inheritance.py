@@ -7,10 +7,10 @@ import warnings
 import pytest
 import timm
 import torch
-from robust_prune.adapters import adapter_by_name, list_adapters
 from torch import nn
 
 import robust_prune as rp
+from robust_prune.adapter_api import adapter_by_name, list_adapters
 from robust_prune.errors import ConfigError
 from robust_prune.inheritance import grow, origin_indices
 from robust_prune.models import NormalizedModel, create_model

@@ -7,11 +7,11 @@ import json
 
 import pytest
 import torch
-from robust_prune.adapters import get_adapter
 from torch import nn
 
 import robust_prune as rp
 from benchmarks import paper
+from robust_prune.adapter_api import get_adapter
 from robust_prune.measure import count_macs_params, output_width
 from robust_prune.models import create_model
 from robust_prune.pruning import PruningRecord, rebuild_model

@@ -104,6 +104,21 @@ def test_only_the_main_process_saves_or_pushes(monkeypatch: pytest.MonkeyPatch, 
     assert (tmp_path / "a" / "model.safetensors").is_file()
 
 
+def test_the_publishing_entry_points_share_one_set_of_push_keywords(tmp_path: Path) -> None:
+    """push_to_hub, push_folder and RobustifyResult.push_to_hub take PushOptions: an unknown keyword is refused by
+    name before anything is saved or sent."""
+    from robust_prune.hub_remote import PushOptions
+
+    assert PushOptions.__optional_keys__ == {"private", "token", "revision", "commit_message"}
+    model, _ = rp.api.prepare("test_resnet", "digits")
+    with pytest.raises(TypeError, match="privat"):
+        hub.push_to_hub(model, "me/x", privat=True)
+    assert list(tmp_path.iterdir()) == []
+    folder = rp.save_pretrained(model, tmp_path / "a")
+    with pytest.raises(TypeError, match="message"):
+        hub.push_folder(folder, "me/x", message="typo")
+
+
 def test_a_folder_save_leaves_exactly_this_models_files(kinds: dict[str, RobustifyResult], tmp_path: Path) -> None:
     folder = tmp_path / "m"
     kinds["weight"].save_pretrained(folder)

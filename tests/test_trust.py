@@ -148,7 +148,7 @@ def test_attention_attributes_are_declared_and_load(tmp_path: Path) -> None:
 
 
 def test_adapters_must_declare_what_after_prune_sets(monkeypatch: pytest.MonkeyPatch) -> None:
-    from robust_prune.adapters import get_adapter
+    from robust_prune.adapter_api import get_adapter
 
     model = timm.create_model("test_resnet", num_classes=10)
     adapter = type(get_adapter(model))

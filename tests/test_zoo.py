@@ -15,9 +15,9 @@ from collections.abc import Iterator
 
 import pytest
 import torch
-from robust_prune.adapters import adapter_by_name, list_adapters
 
 from benchmarks import zoo
+from robust_prune.adapter_api import adapter_by_name, list_adapters
 
 QUICK = [(name, ex) for name in list_adapters() for ex in adapter_by_name(name).examples if ex.quick]
 STEPS = {"prune", "forward", "shape", "macs", "params", "rebuild", "adversarial_step"}

@@ -31,7 +31,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from robust_prune.adapters import unwrap_model
+from robust_prune.adapter_api import unwrap_model
 
 from ..config import RobustifyConfig, TrainConfig
 from ..data import DataBundle

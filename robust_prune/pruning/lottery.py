@@ -19,7 +19,7 @@ import math
 import torch
 from torch import nn
 
-from robust_prune.adapters import unwrap_model
+from robust_prune.adapter_api import unwrap_model
 
 from ..config import PruneConfig
 from ..errors import ConfigError

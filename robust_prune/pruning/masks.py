@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from robust_prune.adapters import unwrap_model
+from robust_prune.adapter_api import unwrap_model
 
 from ..errors import PruningError
 

@@ -89,7 +89,7 @@ class PruningRecord:
             >>> PruningRecord.for_dense_model(timm.create_model("test_resnet", num_classes=10)).model_args
             {'num_classes': 10, 'in_chans': 3}
         """
-        from robust_prune.adapters import get_adapter, unwrap_model
+        from robust_prune.adapter_api import get_adapter, unwrap_model
 
         inner = unwrap_model(model)
         adapter = get_adapter(inner, warn=False)
@@ -129,7 +129,7 @@ class PruningRecord:
         return model.eval()
 
     def _create(self) -> nn.Module:
-        from robust_prune.adapters import remember_creation_args
+        from robust_prune.adapter_api import remember_creation_args
 
         if not self.architecture:
             raise PruningError("This record has no timm architecture name, so the model cannot be rebuilt from it.")
@@ -191,7 +191,7 @@ def replay_history(model: nn.Module, record: PruningRecord) -> nn.Module:
     """Replay a channel record on an unpruned model of the same architecture, in place."""
     import torch_pruning as tp
 
-    from robust_prune.adapters import adapter_by_name
+    from robust_prune.adapter_api import adapter_by_name
 
     if not record.history:
         apply_module_attrs(model, record.module_attrs)

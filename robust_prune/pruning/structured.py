@@ -15,7 +15,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from robust_prune.adapters import Adapter, get_adapter, timm_module, unwrap_model
+from robust_prune.adapter_api import Adapter, get_adapter, timm_module, unwrap_model
 
 from ..config import ATTENTION_MODES, DEFAULT_ROUND_TO
 from ..distributed import average_gradients, mean_across

@@ -26,7 +26,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from robust_prune.adapters import get_adapter, timm_module, unwrap_model
+from robust_prune.adapter_api import get_adapter, timm_module, unwrap_model
 
 from ..config import PruneConfig
 from ..distributed import average_gradients, mean_across

@@ -1,5 +1,6 @@
 """Atomic writes: a file through a temp file in the same folder, then ``os.replace``; a folder through a temporary
-sibling swapped in (:func:`replaced_folder`). A crash leaves no half-written file and no half-replaced folder."""
+sibling swapped in (:func:`replaced_folder`). A crash leaves no half-written file and no half-replaced folder.
+Public so that the benchmark suites write their results the way the library writes its own."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Attention heads: which output channels of a fused ``qkv`` belong to which head, and the attention attributes
-(``num_heads``, ``head_dim``, ``scale``) fixed up after pruning."""
+"""Attention heads: which output channels of a fused ``qkv`` belong to which head, the attention attributes
+(``num_heads``, ``head_dim``, ``scale``) fixed up after pruning, and ``HeadDimAttentionAdapter``, the base of the
+families with fused-``qkv`` attention."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from typing import Any
 
 from torch import nn
 
-from ._timm import submodule_names
+from .base import Adapter
+from .timm_meta import submodule_names, unwrap_model
 
 __all__ = [
+    "HeadDimAttentionAdapter",
     "whole_head_ratios",
     "heads_by_qkv",
     "fix_qkv_attention",
@@ -90,3 +93,31 @@ def fix_qkv_attention(
             setattr(m, attr, value)
         fixed[names[m]] = values
     return fixed
+
+
+class HeadDimAttentionAdapter(Adapter):
+    """Families with fused-``qkv`` attention. With ``attention="heads"`` and ``whole_heads``, ``sparsity`` of each
+    layer's heads go whole (rounded, at least one kept; the kept heads keep their width, scale and fused kernel).
+    Otherwise every head loses the same dimensions and the head count is kept. ``num_heads``/``head_dim``/
+    ``scale`` are fixed up and recorded afterwards (see :func:`fix_qkv_attention`)."""
+
+    unfuse_attention = True
+    recorded_attrs = (*Adapter.recorded_attrs, "num_heads", "head_dim", "attn_dim", "scale", "fused_attn")
+
+    def num_heads(self, model: nn.Module) -> dict[nn.Module, int]:
+        return heads_by_qkv(unwrap_model(model))
+
+    def attention_kwargs(self, model: nn.Module, *, attention: str, sparsity: float) -> dict[str, Any]:
+        if attention != "heads" or not self.whole_heads:
+            return {"prune_head_dims": True, "prune_num_heads": False}
+        return {
+            "prune_head_dims": False,
+            "prune_num_heads": True,
+            "head_pruning_ratio": float(sparsity),  # the global ranking's target
+            "head_pruning_ratio_dict": whole_head_ratios(self.num_heads(model), sparsity),
+        }
+
+    def after_prune(self, model: nn.Module, num_heads: dict[nn.Module, int]) -> dict[str, dict[str, Any]]:
+        attrs = super().after_prune(model, num_heads)
+        attrs.update(fix_qkv_attention(unwrap_model(model), num_heads, unfuse=self.unfuse_attention))
+        return attrs

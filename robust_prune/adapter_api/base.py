@@ -1,130 +1,42 @@
-"""The adapter registry: all architecture knowledge lives in one adapter per timm family.
-
-An adapter is matched by timm's metadata: the Python module that defines the model's class
-(``timm.models.resnet`` -> the ``resnet`` adapter) and ``pretrained_cfg`` (classifier, first conv,
-input size). Core code asks the adapter and never branches on a model's name.
+"""The ``Adapter`` base class: what robust_prune needs to know about one timm family, with the defaults that
+serve most of them. A family file subclasses it, overrides only what differs, and registers the subclass
+(:func:`robust_prune.adapter_api.register_adapter`).
 
 Example:
     >>> import timm
-    >>> from robust_prune.adapters import get_adapter
-    >>> get_adapter(timm.create_model("resnet10t", num_classes=10)).name
-    'resnet'
+    >>> from robust_prune.adapter_api import Adapter
+    >>> Adapter().classifier(timm.create_model("test_resnet", num_classes=10)).out_features
+    10
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
-import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
 from robust_prune.distributed import model_device
-from robust_prune.errors import ModelAdaptationError, UnsupportedArchitectureError
+from robust_prune.errors import UnsupportedArchitectureError
 
-from ._common import (
-    FROZEN,
-    cut_gain,
-    fix_group_counts,
-    fix_qkv_attention,
+from .examples import Example
+from .pruners import FROZEN, cut_gain, fix_group_counts, frozen_class, timm_layer_pruners
+from .timm_meta import (
+    creation_args,
     fixed_output_attention_types,
-    frozen_class,
     frozen_timm_types,
-    heads_by_qkv,
     is_multiplier_conv,
-    kept_output_channels,
-    opaque_modules,
-    patched_forwards,
     scaled_std_convs,
-    swapped_classes,
-    timm_layer_pruners,
-    timm_tracing_forwards,
+    timm_module,
     unwrap_model,
     weight_standardised_conv_types,
-    whole_head_ratios,
 )
+from .tracing import kept_output_channels, opaque_modules, patched_forwards, swapped_classes, timm_tracing_forwards
 
-__all__ = [
-    "Adapter",
-    "Example",
-    "GenericAdapter",
-    "HeadDimAttentionAdapter",
-    "register_adapter",
-    "get_adapter",
-    "list_adapters",
-    "unwrap_model",
-    "creation_args",
-    "remember_creation_args",
-    "timm_module",
-]
-
-_REGISTRY: dict[str, Adapter] = {}
-
-
-# The keyword arguments a timm model was created with, kept on the module itself (timm does not keep them, and
-# a deepcopy must keep them too): the pruning record needs them to rebuild the same architecture.
-_CREATION_ARGS = "robust_prune_model_args"
-
-
-def creation_args(model: nn.Module) -> dict[str, Any] | None:
-    """The ``timm.create_model`` keyword arguments recorded for ``model`` (None when it was created elsewhere)."""
-    recorded = getattr(unwrap_model(model), _CREATION_ARGS, None)
-    return dict(recorded) if isinstance(recorded, dict) else None
-
-
-def remember_creation_args(model: nn.Module, args: dict[str, Any]) -> None:
-    """Record the ``timm.create_model`` keyword arguments of ``model`` (see :func:`creation_args`)."""
-    setattr(unwrap_model(model), _CREATION_ARGS, dict(args))
-
-
-def timm_module(model: nn.Module) -> str:
-    """``"resnet"`` for a model whose class lives in ``timm.models.resnet``; ``""`` for non-timm models."""
-    module = type(unwrap_model(model)).__module__
-    prefix = "timm.models."
-    return module[len(prefix) :] if module.startswith(prefix) else ""
-
-
-@dataclass(frozen=True)
-class Example:
-    """A small timm model an adapter is verified on (by the tests and ``python -m benchmarks zoo``).
-
-    Attributes:
-        model: timm's registered name.
-        family: the family it stands for in the zoo table (``"resnet"``, ``"vision_transformer"``, ``"test_*"``).
-        kwargs: extra ``timm.create_model`` arguments (small input size, fewer blocks).
-        image_size: input height and width for tracing and tests.
-        quick: part of the fast subset (unit tests, ``python -m benchmarks zoo --quick``).
-        variant: the member of the family it stands for (``"res2net"``, ``"deit3"``); defaults to ``family``.
-    """
-
-    model: str
-    family: str
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    image_size: int = 32
-    quick: bool = True
-    variant: str | None = None
-
-    @property
-    def label(self) -> str:
-        return self.variant or self.family
-
-    @property
-    def id(self) -> str:
-        """A unique, readable id: the model name, plus its arguments when it has any (test ids, zoo rows)."""
-        if not self.kwargs:
-            return self.model
-        args = ",".join(f"{k}={_compact(v)}" for k, v in sorted(self.kwargs.items()))
-        return f"{self.model}({args})"
-
-
-def _compact(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return "x".join(_compact(v) for v in value)
-    return str(value)
+__all__ = ["Adapter"]
 
 
 class Adapter:
@@ -450,108 +362,3 @@ def _pooled_width(m: nn.Module | None) -> int | None:
         weight = getattr(m, "weight", None)
         return int(weight.shape[0]) if weight is not None else None
     return None
-
-
-class HeadDimAttentionAdapter(Adapter):
-    """Families with fused-``qkv`` attention. With ``attention="heads"`` and ``whole_heads``, ``sparsity`` of each
-    layer's heads go whole (rounded, at least one kept; the kept heads keep their width, scale and fused kernel).
-    Otherwise every head loses the same dimensions and the head count is kept. ``num_heads``/``head_dim``/
-    ``scale`` are fixed up and recorded afterwards (see ``_common.fix_qkv_attention``)."""
-
-    unfuse_attention = True
-    recorded_attrs = (*Adapter.recorded_attrs, "num_heads", "head_dim", "attn_dim", "scale", "fused_attn")
-
-    def num_heads(self, model: nn.Module) -> dict[nn.Module, int]:
-        return heads_by_qkv(unwrap_model(model))
-
-    def attention_kwargs(self, model: nn.Module, *, attention: str, sparsity: float) -> dict[str, Any]:
-        if attention != "heads" or not self.whole_heads:
-            return {"prune_head_dims": True, "prune_num_heads": False}
-        return {
-            "prune_head_dims": False,
-            "prune_num_heads": True,
-            "head_pruning_ratio": float(sparsity),  # the global ranking's target
-            "head_pruning_ratio_dict": whole_head_ratios(self.num_heads(model), sparsity),
-        }
-
-    def after_prune(self, model: nn.Module, num_heads: dict[nn.Module, int]) -> dict[str, dict[str, Any]]:
-        attrs = super().after_prune(model, num_heads)
-        attrs.update(fix_qkv_attention(unwrap_model(model), num_heads, unfuse=self.unfuse_attention))
-        return attrs
-
-
-class GenericAdapter(Adapter):
-    """Fallback for families without an adapter: torch-pruning's defaults, results checked afterwards."""
-
-    name = "generic"
-
-    def matches(self, model: nn.Module) -> bool:
-        return True
-
-
-_GENERIC = GenericAdapter()
-
-
-def register_adapter(cls: type[Adapter]) -> type[Adapter]:
-    """Class decorator that registers an adapter under its ``name`` (like timm's ``@register_model``).
-
-    Example:
-        >>> from robust_prune.adapters import Adapter, register_adapter
-        >>> @register_adapter
-        ... class MyNetAdapter(Adapter):
-        ...     name = "my_net"
-        ...     timm_modules = ("my_net",)
-    """
-    if not cls.name or cls.name == "generic":
-        raise ValueError(f"{cls.__name__} needs a unique `name`.")
-    _REGISTRY[cls.name] = cls()
-    return cls
-
-
-def list_adapters() -> list[str]:
-    """Names of the registered adapters, sorted.
-
-    Example:
-        >>> "resnet" in list_adapters()
-        True
-    """
-    return sorted(_REGISTRY)
-
-
-def get_adapter(model: nn.Module, *, warn: bool = True) -> Adapter:
-    """The adapter for ``model``, matched on timm metadata; the generic adapter (with a warning) if none matches.
-
-    Raises:
-        ModelAdaptationError: if ``model`` is not an ``nn.Module``.
-
-    Example:
-        >>> import timm
-        >>> get_adapter(timm.create_model("test_resnet")).name, get_adapter(timm.create_model("test_vit")).name
-        ('resnet', 'vision_transformer')
-    """
-    if not isinstance(model, nn.Module):
-        raise ModelAdaptationError(
-            f"Expected a torch.nn.Module (e.g. timm.create_model('resnet18')), got {type(model).__name__}."
-        )
-    for adapter in sorted(_REGISTRY.values(), key=lambda a: -a.priority):
-        if adapter.matches(model):
-            return adapter
-    if warn:
-        family = timm_module(model) or type(unwrap_model(model)).__name__
-        warnings.warn(
-            f"No robust_prune adapter for '{family}'; using torch-pruning's generic settings. "
-            "The pruned model is checked (forward pass, output shape) before it is returned.",
-            stacklevel=2,
-        )
-    return _GENERIC
-
-
-def adapter_by_name(name: str) -> Adapter:
-    """The registered adapter called ``name`` (``"generic"`` for the fallback)."""
-    if name == "generic":
-        return _GENERIC
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ModelAdaptationError(f"No adapter named {name!r}. Known: {', '.join(list_adapters())}.") from None
-

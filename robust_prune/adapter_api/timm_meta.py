@@ -3,9 +3,14 @@ and the timm layer classes that need special handling (looked up by name, so an 
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 __all__ = [
+    "creation_args",
+    "remember_creation_args",
+    "timm_module",
     "timm_classes",
     "unwrap_model",
     "modules_of_type",
@@ -105,3 +110,25 @@ def frozen_timm_types() -> tuple[type, ...]:
     """timm layers whose input and output widths are tied together and to their heads (LambdaLayer reshapes
     its output to the input width): frozen by default."""
     return tuple(timm_classes(("lambda_layer", "LambdaLayer")))
+
+# The keyword arguments a timm model was created with, kept on the module itself (timm does not keep them, and
+# a deepcopy must keep them too): the pruning record needs them to rebuild the same architecture.
+_CREATION_ARGS = "robust_prune_model_args"
+
+
+def creation_args(model: nn.Module) -> dict[str, Any] | None:
+    """The ``timm.create_model`` keyword arguments recorded for ``model`` (None when it was created elsewhere)."""
+    recorded = getattr(unwrap_model(model), _CREATION_ARGS, None)
+    return dict(recorded) if isinstance(recorded, dict) else None
+
+
+def remember_creation_args(model: nn.Module, args: dict[str, Any]) -> None:
+    """Record the ``timm.create_model`` keyword arguments of ``model`` (see :func:`creation_args`)."""
+    setattr(unwrap_model(model), _CREATION_ARGS, dict(args))
+
+
+def timm_module(model: nn.Module) -> str:
+    """``"resnet"`` for a model whose class lives in ``timm.models.resnet``; ``""`` for non-timm models."""
+    module = type(unwrap_model(model)).__module__
+    prefix = "timm.models."
+    return module[len(prefix) :] if module.startswith(prefix) else ""

@@ -11,7 +11,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from ._timm import fixed_output_attention_types, timm_classes
+from .timm_meta import fixed_output_attention_types, timm_classes
 
 __all__ = [
     "ChannelParamPruner",
@@ -121,7 +121,7 @@ def timm_layer_pruners() -> dict[type, tp.pruner.BasePruningFunc]:
                 pruners[cls] = passthrough
     except ImportError:  # pragma: no cover - older timm
         pass
-    from ._layers import FixedOutputAttnPruner, GlobalContextPruner, SelectiveKernelPruner, SplitAttnPruner
+    from .layers import FixedOutputAttnPruner, GlobalContextPruner, SelectiveKernelPruner, SplitAttnPruner
 
     for cls in timm_classes(("global_context", "GlobalContext")):
         pruners[cls] = GlobalContextPruner()

@@ -24,8 +24,10 @@ import torch
 from timm.layers import mlp as timm_mlp
 from torch import nn
 
-from ._base import Adapter, unwrap_model
-from ._common import ChannelParamPruner, frozen_params
+from .base import Adapter
+from .pruners import ChannelParamPruner
+from .timm_meta import unwrap_model
+from .tracing import frozen_params
 
 __all__ = ["HiddenWidthAdapter", "TIMM_MLPS"]
 
