@@ -26,4 +26,5 @@ def run(
     history = runner.train(model, bundle.train, stage="pretrain", label="adversarial training",
                            config=config.pretrain, eps=train_eps, seed=config.seed, progress=progress)  # fmt: skip
     report = evaluate_for(model, bundle, config, progress=progress)
-    return RobustifyResult(model, report, config, PruningRecord.for_dense_model(model), history, bundle.spec())
+    record = PruningRecord.for_dense_model(model, image_size=bundle.image_size)  # the size it was trained at
+    return RobustifyResult(model, report, config, record, history, bundle.spec())

@@ -28,10 +28,7 @@ def ticket(
                            config=config.pretrain, eps=train_eps, seed=config.seed, progress=progress)  # fmt: skip
     p = config.prune
     if runner.needs("prune"):
-        result = prune(model, p.sparsity, structure=p.structure, importance=p.importance, scope=p.scope,
-                       prune_first_layer=p.prune_first_layer, prune_classifier=p.prune_classifier,
-                       round_to=p.round_to, attention=p.attention, image_size=bundle.image_size,
-                       loss_fn=importance_loss(bundle, config))  # fmt: skip
+        result = prune(model, p, image_size=bundle.image_size, loss_fn=importance_loss(bundle, config))
         runner.finish_stage("prune", model, record=result.record)
     history += runner.train(model, bundle.train, stage="finetune", label="adversarial fine-tuning",
                             config=config.finetune, eps=train_eps, seed=config.seed + 1, progress=progress)  # fmt: skip
