@@ -22,10 +22,11 @@ from .catalog import DATASETS
 from .config import AttackConfig, RobustifyConfig
 from .data import DataBundle, load_data
 from .determinism import deterministic as deterministic_algorithms
-from .distributed import is_main_process
+from .distributed import is_main_process, model_device
 from .errors import ModelAdaptationError
 from .hf_datasets import HFSplits, default_side, hf_splits, is_hf_data
 from .methods import dense, get_method, iwi, lottery, prune  # noqa: F401 - each method module registers itself
+from .methods._stages import importance_loss
 from .models import NormalizedModel, adapt_model, create_model
 from .options import DATA_OPTIONS, build_config
 from .pruning.structured import channel_prune
@@ -269,12 +270,16 @@ def robustify(
 
 
 def _refuse_unprunable(net: NormalizedModel, config: RobustifyConfig, bundle: DataBundle) -> None:
-    """A dry channel prune of a copy, so a family that cannot be pruned is refused (FamilyPruningError) before
-    minutes of training rather than after them; the copy's result is thrown away. The global RNG is left as it
-    was (tracing draws a random example), so the run trains exactly as it would without the check."""
-    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+    """A dry run of the run's own channel prune (``config.prune`` itself: attention, round_to, scope, importance,
+    at the data's size, with the run's importance loss) on a copy, under the pruning time bound, so that a family
+    the run cannot prune is refused (FamilyPruningError) before minutes of training rather than after them. The
+    copy's result is thrown away, and the RNGs are left as they were (tracing draws a random example; a gradient
+    importance attacks a few batches), so the run trains exactly as it would without the check."""
+    cuda = model_device(net).type == "cuda"
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=[model_device(net)] if cuda else []):
         warnings.simplefilter("ignore")  # prepare() already warned about a generic fallback
-        channel_prune(copy.deepcopy(net), config.prune.sparsity, image_size=bundle.image_size)
+        channel_prune(copy.deepcopy(net), config.prune, image_size=bundle.image_size,
+                      loss_fn=importance_loss(bundle, config))  # fmt: skip
 
 
 # robustify()'s arguments that are not config options

@@ -28,7 +28,6 @@ __all__ = [
     "GROW_INITS",
     "GROW_OUT_SCALE",
     "method_prune_defaults",
-    "IMPORTANCES",
     "OBJECTIVES",
     "STRUCTURES",
     "ATTENTION_MODES",
@@ -38,9 +37,8 @@ ATTACK_NAMES = ("fgsm", "pgd", "apgd-ce", "apgd-dlr", "cw", "square", "autoattac
 NORMS = ("Linf", "L2")
 OBJECTIVES = ("pgd-at", "trades", "fgsm-rs", "clean")
 STRUCTURES = ("channel", "weight")
-IMPORTANCES = ("magnitude", "taylor", "random", "robust")
-# importances that score by gradients of the run's training loss, and the structure each one scores
-GRADIENT_IMPORTANCES = {"taylor": "channel", "robust": "weight"}
+# Importance criteria (magnitude, taylor, random, robust, and any a user registers) live in
+# robust_prune.pruning.importance: each declares the structures it scores and whether it needs gradients.
 SCOPES = ("global", "layerwise")
 # How channel pruning treats multi-head attention: remove whole heads (the kept heads keep their width, so the
 # attention kernels keep efficient shapes) or the same dimensions from every head (the head count stays).
@@ -262,7 +260,8 @@ class PruneConfig(_JsonConfig):
         sparsity: fraction of channels (``structure="channel"``) or prunable weights (``"weight"``) removed.
         structure: ``"channel"`` (torch-pruning, the model gets smaller) or ``"weight"`` (masks).
         importance: ``"magnitude"``, ``"taylor"`` (adversarial loss, channel), ``"random"`` (control) or
-            ``"robust"`` (|w * grad of the adversarial loss|, weight).
+            ``"robust"`` (|w * grad of the adversarial loss|, weight), or any criterion registered with
+            :func:`robust_prune.pruning.importance.register_importance`.
         scope: ``"global"`` ranking across layers or ``"layerwise"`` uniform sparsity; ``None`` picks the
             structure's default (``"global"`` magnitude for weights, ``"layerwise"`` for channels).
         prune_first_layer, prune_classifier: whether the stem and the classifier may lose weights.
@@ -298,15 +297,9 @@ class PruneConfig(_JsonConfig):
     def __post_init__(self) -> None:
         _check_sparsity(self.sparsity)
         _choice(self.structure, STRUCTURES, "structure")
-        _choice(self.importance, IMPORTANCES, "importance")
-        scored = GRADIENT_IMPORTANCES.get(self.importance)
-        if scored is not None and scored != self.structure:
-            other = next(k for k, v in GRADIENT_IMPORTANCES.items() if v == self.structure)
-            raise ConfigError(
-                f"importance={self.importance!r} scores {scored}s, not {self.structure}s; with "
-                f"structure={self.structure!r} use {other!r} (the same gradient score for {self.structure}s), "
-                "'magnitude' or 'random'."
-            )
+        from .pruning.importance import check_importance  # lazy: pruning imports this module
+
+        check_importance(self.importance, self.structure)
         if self.scope is None:
             object.__setattr__(self, "scope", "global" if self.structure == "weight" else "layerwise")
         _choice(self.scope, SCOPES, "scope")

@@ -29,7 +29,7 @@ from robust_prune.adapter_api import get_adapter, unwrap_model
 from .atomic import write_file
 from .distributed import model_device
 from .errors import MissingDependencyError
-from .models import eval_mode
+from .models import eval_mode, input_size
 
 __all__ = ["export_onnx", "require_export_dependencies"]
 
@@ -58,8 +58,8 @@ def _input_size(model: nn.Module, image_size: int | tuple[int, int] | None) -> t
     record = getattr(model, "record", None)
     if record is not None and record.input_size:  # the size it was traced (and so pruned) at
         return int(record.input_size[-2]), int(record.input_size[-1])
-    size = (getattr(inner, "pretrained_cfg", None) or {}).get("input_size") or (3, 224, 224)
-    return int(size[-2]), int(size[-1])
+    _, height, width = input_size(inner)  # the model's own (pretrained_cfg), as pruning traces it
+    return height, width
 
 
 @contextlib.contextmanager
@@ -85,7 +85,8 @@ def export_onnx(
             Weight-pruned (masked) models export with their zeros; fold the masks first (the result's model is).
         path: the ``.onnx`` file to write (written atomically).
         image_size: input height and width (an int for square inputs). Default: the size the family insists on,
-            else the size the model was pruned at, else timm's ``pretrained_cfg`` input size.
+            else the size the model was trained and pruned at (its record's), else timm's ``pretrained_cfg`` input
+            size, else 32 (:func:`robust_prune.models.input_size`).
         dynamic_batch: let the batch dimension vary (otherwise the file is fixed at batch 1).
 
     Raises:

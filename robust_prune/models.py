@@ -27,13 +27,22 @@ from robust_prune.adapter_api import creation_args, get_adapter, remember_creati
 
 from .distributed import model_device
 from .errors import ModelAdaptationError
+from .transforms import FALLBACK_SIZE
 from .trust import loading_free
 
 if TYPE_CHECKING:
     from .pruning.record import PruningRecord
     from .report import RobustnessReport
 
-__all__ = ["NormalizedModel", "create_model", "adapt_model", "base_model_of", "eval_mode", "normalization_of"]
+__all__ = [
+    "NormalizedModel",
+    "create_model",
+    "adapt_model",
+    "base_model_of",
+    "eval_mode",
+    "input_size",
+    "normalization_of",
+]
 
 
 @contextlib.contextmanager
@@ -61,6 +70,28 @@ def eval_mode(*models: nn.Module) -> Iterator[None]:
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def input_size(model: nn.Module, image_size: int | None = None) -> list[int]:
+    """``[channels, height, width]`` the model is traced, pruned and recorded at: its fixed input size where it has
+    one, else ``image_size`` (the side of the data it is trained on), else its timm ``pretrained_cfg['input_size']``,
+    else :data:`~robust_prune.transforms.FALLBACK_SIZE` (wrappers such as NormalizedModel are looked through).
+
+    Example:
+        >>> model = timm.create_model("test_resnet")   # its timm config: 160 px
+        >>> input_size(model), input_size(model, image_size=64), input_size(nn.Conv2d(1, 8, 3))
+        ([3, 160, 160], [3, 64, 64], [1, 32, 32])
+    """
+    inner = unwrap_model(model)
+    adapter = get_adapter(inner, warn=False)
+    size = adapter.fixed_input_size(inner)
+    if size is None and image_size is not None:
+        size = (image_size, image_size)
+    if size is None:
+        own = adapter.pretrained_cfg(inner).get("input_size")
+        valid = isinstance(own, (list, tuple)) and len(own) == 3
+        size = (int(own[-2]), int(own[-1])) if valid else (FALLBACK_SIZE, FALLBACK_SIZE)
+    return [adapter.in_chans(inner), int(size[0]), int(size[1])]
 
 
 def normalization_of(model: nn.Module, channels: int) -> tuple[list[float], list[float]]:

@@ -90,7 +90,9 @@ class StageContext:
     @property
     def record(self) -> PruningRecord:
         """The pruning record the stages so far left (the dense model's while nothing was pruned)."""
-        return self.runner.record if self.runner.record is not None else PruningRecord.for_dense_model(self.model)
+        if self.runner.record is not None:
+            return self.runner.record
+        return PruningRecord.for_dense_model(self.model, image_size=self.bundle.image_size)  # the size it trains at
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,9 @@ __all__ = [
 ]
 
 MIN_IMAGE_SIZE = 8  # below this the stems of timm models reduce the image to nothing
-FOLDER_FALLBACK_SIZE = 32  # an image folder for a model whose config names no input size
+# The side of a model whose timm config names no input size: its image folders are read, and without data it is
+# traced and pruned, at this size (robust_prune.models.input_size).
+FALLBACK_SIZE = 32
 
 
 def check_image_size(image_size: Any) -> None:
@@ -77,7 +79,7 @@ def resolve_image_size(
     native = DATASETS[name].native_size if name in DATASETS else None
     if native is not None:
         return native
-    return pretrained or FOLDER_FALLBACK_SIZE
+    return pretrained or FALLBACK_SIZE
 
 
 def fit_images(images: torch.Tensor, image_size: int, channels: int) -> torch.Tensor:

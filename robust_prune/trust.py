@@ -40,6 +40,7 @@ import torch
 from robust_prune.adapter_api import adapter_by_name
 
 from .errors import ModelAdaptationError, UntrustedConfigError
+from .transforms import FALLBACK_SIZE
 
 __all__ = [
     "LOADING_KEYS",
@@ -210,7 +211,7 @@ def check_record(record: Any, *, source: str = "config.json") -> None:
         raise UntrustedConfigError("record.adapter", f"is {record.get('adapter')!r}, not a registered adapter",
                                    source=source) from None  # fmt: skip
     check_module_attrs(record.get("module_attrs", {}), adapter.recorded_attrs, source=source, family=adapter.name)
-    size = record.get("input_size", [3, 32, 32])
+    size = record.get("input_size", [3, FALLBACK_SIZE, FALLBACK_SIZE])
     _check_ints("record.input_size", size, low=1, high=_MAX_SIDE, source=source)
     if len(size) != 3 or size[0] > _MAX_CHANNELS:
         raise UntrustedConfigError("record.input_size", f"is {size!r}, not [channels, height, width]", source=source)

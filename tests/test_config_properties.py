@@ -10,8 +10,6 @@ from hypothesis import strategies as st
 
 from robust_prune.config import (
     ATTACK_NAMES,
-    GRADIENT_IMPORTANCES,
-    IMPORTANCES,
     OBJECTIVES,
     STRUCTURES,
     AttackConfig,
@@ -21,6 +19,7 @@ from robust_prune.config import (
 )
 from robust_prune.errors import ConfigError, RobustPruneError
 from robust_prune.methods import list_methods
+from robust_prune.pruning.importance import list_importances
 
 METHODS = tuple(list_methods())
 
@@ -121,8 +120,7 @@ robustify_configs = st.builds(
     seed=st.integers(0, 2**31 - 1),
     pretrain=train_configs,
     finetune=train_configs,
-    prune=st.tuples(st.sampled_from(STRUCTURES), st.sampled_from(IMPORTANCES))
-    .filter(lambda pair: GRADIENT_IMPORTANCES.get(pair[1], pair[0]) == pair[0])  # gradient scores fit one structure
+    prune=st.sampled_from([(s, name) for s in STRUCTURES for name in list_importances(s)])  # what scores s
     .flatmap(
         lambda pair: st.builds(
             PruneConfig, sparsity=valid_sparsity, structure=st.just(pair[0]), importance=st.just(pair[1]),

@@ -16,9 +16,10 @@ import torch
 
 import robust_prune as rp
 from robust_prune import distributed
-from robust_prune.config import IMPORTANCES, STRUCTURES, RobustifyConfig
+from robust_prune.config import STRUCTURES, RobustifyConfig
 from robust_prune.errors import ConfigError
 from robust_prune.methods import list_methods
+from robust_prune.pruning.importance import list_importances
 
 DEVICES = [
     pytest.param("cpu", marks=pytest.mark.skipif(torch.cuda.is_available(), reason="robustify trains on the GPU here")),
@@ -34,7 +35,7 @@ def _cases() -> list[tuple[str, str | None, str | None]]:
             cases.append((method, None, None))
             continue
         for structure in STRUCTURES:
-            for importance in IMPORTANCES:
+            for importance in list_importances():
                 try:
                     RobustifyConfig.from_dict(
                         {"method": method, "prune": {"structure": structure, "importance": importance}}

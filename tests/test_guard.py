@@ -18,6 +18,7 @@ from robust_prune.adapter_api import adapter_by_name
 from robust_prune.errors import FamilyPruningError, PruningError
 from robust_prune.models import create_model
 from robust_prune.pruning import guard, unstructured
+from robust_prune.runner import StageRunner
 
 # The families issue 14 added adapters for, one quick member each (test_zoo checks channel pruning end to end).
 NEW_FAMILIES = (
@@ -201,12 +202,61 @@ def test_robustify_refuses_an_unprunable_family_before_training() -> None:
     _assert_same(before, model)
 
 
-def test_robustifys_dry_run_leaves_the_training_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_robustify_dry_runs_the_runs_own_pruning_before_training(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    # test_vit prunes at the default options (each layer loses 60% of its heads, at least one kept), but a global
+    # ranking takes every head of some layer; the dry run with the default options passed, and the run failed
+    # after training
+    def vit() -> nn.Module:
+        return create_model("test_vit", num_classes=10, img_size=32)
+
+    assert rp.prune(vit(), 0.6).record.structure == "channel"
+
+    def train(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(StageRunner, "train", train)
+    with pytest.raises(FamilyPruningError, match="vision_transformer") as info:
+        rp.robustify(vit(), sparsity=0.6, scope="global", epochs=50, run_dir=tmp_path / "run", progress=False)
+    assert "after_prune" in str(info.value)
+    assert not [p for p in (tmp_path / "run").rglob("*") if p.is_file()]  # no checkpoint, no epoch written
+    # the run's own options, where they prune, are not refused: whole heads by a global ranking cannot, the same
+    # dimensions of every head can
+    with pytest.raises(AssertionError, match="training started"):
+        rp.robustify(vit(), sparsity=0.6, scope="global", attention="head_dim", epochs=50, progress=False)
+
+
+def test_robustify_is_not_refused_for_a_pruning_it_would_not_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No family of the zoo fails at the default options and prunes at others, so a default that fails is made here:
+    # the default criterion cannot score this model's channels. A run that asks for another criterion is not refused.
+    from robust_prune.pruning import importance
+
+    monkeypatch.setattr(importance.registry, "_REGISTRY", dict(importance.registry._REGISTRY))
+
+    @importance.register_importance
+    class Magnitude(importance.Importance):
+        name = "magnitude"
+
+        def channel_scorer(self):
+            raise ZeroDivisionError("this family's channels cannot be scored by magnitude")
+
+    def train(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(StageRunner, "train", train)
+    with pytest.raises(FamilyPruningError, match="cannot be scored by magnitude"):  # the default options are refused
+        rp.robustify("test_resnet", sparsity=0.5, epochs=50, progress=False)
+    with pytest.raises(AssertionError, match="training started"):  # the run's own options are not
+        rp.robustify("test_resnet", sparsity=0.5, importance="random", epochs=50, progress=False)
+
+
+@pytest.mark.parametrize("importance", ["random", "taylor"])
+def test_robustifys_dry_run_leaves_the_training_as_it_was(monkeypatch: pytest.MonkeyPatch, importance: str) -> None:
     from robust_prune import api
 
-    def run() -> dict[str, torch.Tensor]:  # random importance reads the global RNG after the dry run
+    def run() -> dict[str, torch.Tensor]:
+        # random importance reads the global RNG after the dry run; taylor's dry run attacks training batches
         result = rp.robustify("test_resnet", epochs=1, finetune_epochs=1, train_steps=1, eval_n=20, eval_steps=2,
-                              seed=3, importance="random", progress=False)  # fmt: skip
+                              seed=3, importance=importance, progress=False)  # fmt: skip
         return {k: v.clone() for k, v in result.model.state_dict().items()}
 
     checked = run()

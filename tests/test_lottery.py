@@ -73,7 +73,7 @@ def test_rewinding_restores_checkpoint_values_weight(tiny_bundle) -> None:
 def test_rewinding_restores_checkpoint_values_channel(tiny_bundle) -> None:
     model = _model(tiny_bundle)
     state = {k: v.clone() for k, v in model.model.state_dict().items()}
-    record = channel_prune(model, 0.5)
+    record = channel_prune(model, PruneConfig(sparsity=0.5), image_size=tiny_bundle.image_size)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(1.0)

@@ -60,9 +60,12 @@ def test_an_image_folder_trains_and_is_recorded_at_its_resolution(tmp_path: Path
     result = rp.robustify(model, str(folder), method="dense", image_size=64, batch_size=16, **TINY)
     assert set(seen) == {(64, 64)}, f"the model saw {set(seen)}"
     assert result.data["image_size"] == 64 and result.data["augment"] is True
+    assert result.record.input_size == [3, 64, 64]  # the size it was trained at (32 before issue 25)
     out = tmp_path / "model"
     result.save_pretrained(out)
-    saved = rp.from_pretrained(out).saved_config["data"]
+    loaded = rp.from_pretrained(out)
+    assert loaded.record.input_size == [3, 64, 64]
+    saved = loaded.saved_config["data"]
     assert (saved["name"], saved["image_size"], saved["source"]) == ("imagefolder", 64, str(folder))
 
     # `evaluate DIR` reads the recorded folder at the recorded size: the same points, the same MACs as at training

@@ -49,6 +49,17 @@ def test_taylor_importance_uses_the_given_loss(resnet):
     assert all(p.grad is None for p in resnet.parameters())
 
 
+def test_without_a_size_a_model_is_traced_at_its_own_input_size():
+    # inception_v3 cannot run at 32 px; rp.prune traced at 32 unless told, and refused it ("Calculated padded input
+    # size ... is too small") before issue 25. Its timm config says 299.
+    model, record = rp.prune(timm.create_model("inception_v3", pretrained=False, num_classes=10), 0.5)
+    assert record.input_size == [3, 299, 299] and record.stats["macs_ratio"] < 0.5
+    assert model.eval()(torch.rand(1, 3, 299, 299)).shape == (1, 10)
+    # a model whose config names no size is traced at 32 px; the data's size, when given, wins over the model's
+    assert rp.models.input_size(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3))) == [3, 32, 32]
+    assert rp.prune(timm.create_model("test_resnet", num_classes=10), 0.5, image_size=48).record.input_size == [3, 48, 48]
+
+
 def test_magnitude_pruning_is_deterministic():
     records = []
     for _ in range(2):

@@ -318,11 +318,11 @@ class Adapter:
             layers[name] = module
         return layers
 
-    def example_inputs(self, model: nn.Module, *, image_size: int = 32) -> torch.Tensor:
-        """A random input of batch one at the model's size, on the model's device (pruning traces with it)."""
-        size = self.fixed_input_size(model) or (image_size, image_size)
+    def example_inputs(self, model: nn.Module, input_size: list[int]) -> torch.Tensor:
+        """A random input of batch one and ``input_size`` (``[C, H, W]``: :func:`robust_prune.models.input_size`),
+        on the model's device (pruning traces with it)."""
         # drawn on the CPU RNG whatever the model's device (the same example everywhere), then moved there
-        return torch.rand(1, self.in_chans(model), *size, device="cpu").to(model_device(model))
+        return torch.rand(1, *input_size, device="cpu").to(model_device(model))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, timm_modules={self.timm_modules!r})"

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..config import GRADIENT_IMPORTANCES, RobustifyConfig
+from ..config import RobustifyConfig
 from ..data import DataBundle
 from ..distributed import model_device
 from ..models import NormalizedModel
+from ..pruning.importance import get_importance
 from ..pruning.masks import make_permanent
 from ..pruning.record import PruningRecord
 from ..report import RobustnessReport
@@ -37,7 +38,7 @@ class Ticket:
 def importance_loss(bundle: DataBundle, config: RobustifyConfig) -> Callable[[nn.Module], torch.Tensor] | None:
     """``loss_fn(model)`` for gradient importances: the run's own training loss (``config.pretrain``'s objective
     and attack) averaged over a few training batches; None when the importance needs no gradients."""
-    if config.prune.importance not in GRADIENT_IMPORTANCES:
+    if not get_importance(config.prune.importance).gradients:
         return None
     stage = config.pretrain
     train_eps, _ = config.budgets(bundle.default_eps)

@@ -37,10 +37,9 @@ from ..config import RobustifyConfig, TrainConfig
 from ..data import DataBundle
 from ..errors import CheckpointError, ConfigError
 from ..measure import count_macs_params
+from ..pruning.api import PRUNERS
 from ..pruning.lottery import merge_channel_records, reinitialise, rewind, round_fraction, round_sparsities
 from ..pruning.record import PruningRecord
-from ..pruning.structured import channel_prune
-from ..pruning.unstructured import weight_prune
 from ..runner import StageContext, StageRunner, Step, Train
 from . import register_method
 from ._stages import Ticket, importance_loss, run_stages
@@ -66,13 +65,12 @@ def _prune_round(
     model: nn.Module, config: RobustifyConfig, target: float, previous: float, bundle: DataBundle
 ) -> PruningRecord:
     p = config.prune
+    # weights: masks accumulate, so the round's target is a share of all weights; channels: the round removes a
+    # share of what is left
+    fraction = target if p.structure == "weight" else round_fraction(target, previous)
+    round_config = dataclasses.replace(p, sparsity=fraction, rounds=1)
     loss_fn = importance_loss(bundle, config)
-    if p.structure == "weight":
-        return weight_prune(model, dataclasses.replace(p, sparsity=target, rounds=1), image_size=bundle.image_size,
-                            loss_fn=loss_fn)  # fmt: skip
-    return channel_prune(model, round_fraction(target, previous), importance=p.importance,
-                         global_pruning=p.scope == "global", round_to=p.round_to, attention=p.attention,
-                         image_size=bundle.image_size, loss_fn=loss_fn)  # fmt: skip
+    return PRUNERS[p.structure](model, round_config, image_size=bundle.image_size, loss_fn=loss_fn)
 
 
 def _dense_state(model: nn.Module) -> dict[str, torch.Tensor]:

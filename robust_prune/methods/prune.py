@@ -16,10 +16,7 @@ __all__ = ["stages"]
 def _prune(context: StageContext) -> PruningRecord:
     model, bundle, config = context.model, context.bundle, context.config
     p = config.prune
-    result = prune(model, p.sparsity, structure=p.structure, importance=p.importance, scope=p.scope,
-                   prune_first_layer=p.prune_first_layer, prune_classifier=p.prune_classifier,
-                   round_to=p.round_to, attention=p.attention, image_size=bundle.image_size,
-                   loss_fn=importance_loss(bundle, config))  # fmt: skip
+    result = prune(model, p, image_size=bundle.image_size, loss_fn=importance_loss(bundle, config))
     return result.record
 
 

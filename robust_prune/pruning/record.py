@@ -26,11 +26,17 @@ from torch import nn
 
 from ..distributed import model_device
 from ..errors import PruningError
-from ..models import eval_mode
+from ..models import eval_mode, input_size
+from ..transforms import FALLBACK_SIZE
 
 __all__ = ["PruningRecord", "apply_module_attrs", "quiet_unwrapped_parameters", "rebuild_model", "replay_history"]
 
 RECORD_VERSION = 1
+
+
+def _unknown_input_size() -> list[int]:
+    """The input size of a record that names none (hand-written; every saved record names its own)."""
+    return [3, FALLBACK_SIZE, FALLBACK_SIZE]
 
 
 @dataclass
@@ -43,7 +49,8 @@ class PruningRecord:
         adapter: the adapter that pruned it.
         architecture: timm's registered model name (``None`` for non-timm models, which cannot be rebuilt).
         model_args: keyword arguments of ``timm.create_model`` that rebuild the unpruned architecture.
-        input_size: ``[channels, height, width]`` used to trace the dependency graph.
+        input_size: ``[channels, height, width]`` the model was trained at and the dependency graph traced at
+            (:func:`robust_prune.models.input_size`).
         history: torch-pruning's pruning history, ``[module name, is_out_channels, indices]`` per step.
         module_attrs: attributes set after pruning (e.g. attention ``num_heads``), ``{module: {attr: value}}``.
         masks: weight masks ``{parameter name: bool tensor}`` (stored beside the weights, not in JSON).
@@ -56,7 +63,7 @@ class PruningRecord:
     adapter: str = "generic"
     architecture: str | None = None
     model_args: dict[str, Any] = field(default_factory=dict)
-    input_size: list[int] = field(default_factory=lambda: [3, 32, 32])
+    input_size: list[int] = field(default_factory=_unknown_input_size)
     history: list[list[Any]] = field(default_factory=list)
     module_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
     masks: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
@@ -81,26 +88,29 @@ class PruningRecord:
         }
 
     @classmethod
-    def for_dense_model(cls, model: nn.Module) -> PruningRecord:
+    def for_dense_model(cls, model: nn.Module, *, image_size: int | None = None) -> PruningRecord:
         """The record of an unpruned timm model (wrappers looked through): enough to rebuild it from timm.
+
+        ``image_size`` is the side of the data it was trained at (None: the model's own input size,
+        :func:`robust_prune.models.input_size`).
 
         Example:
             >>> import timm
-            >>> PruningRecord.for_dense_model(timm.create_model("test_resnet", num_classes=10)).model_args
-            {'num_classes': 10, 'in_chans': 3}
+            >>> record = PruningRecord.for_dense_model(timm.create_model("test_resnet", num_classes=10), image_size=64)
+            >>> record.model_args, record.input_size
+            ({'num_classes': 10, 'in_chans': 3}, [3, 64, 64])
         """
         from robust_prune.adapter_api import get_adapter, unwrap_model
 
         inner = unwrap_model(model)
         adapter = get_adapter(inner, warn=False)
-        size = adapter.fixed_input_size(inner)
         return cls(
             structure="none",
             sparsity=0.0,
             adapter=adapter.name,
             architecture=adapter.architecture(inner),
             model_args=adapter.model_args(inner),
-            input_size=[adapter.in_chans(inner), *(size or (32, 32))],
+            input_size=input_size(inner, image_size),
         )
 
     def build_dense(self, *, seed: int | None = None) -> nn.Module:
@@ -159,7 +169,7 @@ class PruningRecord:
             adapter=data.get("adapter", "generic"),
             architecture=data.get("architecture"),
             model_args=dict(data.get("model_args", {})),
-            input_size=list(data.get("input_size", [3, 32, 32])),
+            input_size=list(data.get("input_size", _unknown_input_size())),
             history=[list(step) for step in data.get("history", [])],
             module_attrs=dict(data.get("module_attrs", {})),
             masks=masks,

@@ -8,7 +8,6 @@ pruned model can be rebuilt from a fresh timm model.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -17,27 +16,17 @@ from torch import nn
 
 from robust_prune.adapter_api import Adapter, get_adapter, timm_module, unwrap_model
 
-from ..config import ATTENTION_MODES, DEFAULT_ROUND_TO
-from ..distributed import average_gradients, mean_across
-from ..errors import ConfigError, PruningError
+from ..config import PruneConfig
+from ..distributed import mean_across
+from ..errors import PruningError
 from ..measure import count_macs_params, output_width, size_stats
-from ..models import eval_mode
+from ..models import eval_mode, input_size
 from .guard import Broken, Steps, guarded
+from .importance import Importance, get_importance
+from .pruner import LossFn, check_structure, compute_gradients
 from .record import PruningRecord, quiet_unwrapped_parameters
 
 __all__ = ["channel_prune"]
-
-LossFn = Callable[[nn.Module], torch.Tensor]
-
-
-def _importance(name: str) -> tp.importance.Importance:
-    if name == "magnitude":
-        return tp.importance.GroupMagnitudeImportance(p=2)
-    if name == "taylor":
-        return tp.importance.GroupTaylorImportance()
-    if name == "random":
-        return tp.importance.RandomImportance()
-    raise PruningError(f"Importance {name!r} is not available for channel pruning; use magnitude, taylor or random.")
 
 
 class _RoundingPruner(tp.pruner.BasePruner):
@@ -69,50 +58,40 @@ def _check_pruned(model: nn.Module, example: torch.Tensor, expected: torch.Size)
 
 
 def channel_prune(
-    model: nn.Module,
-    sparsity: float,
-    *,
-    importance: str = "magnitude",
-    global_pruning: bool = False,
-    round_to: int | None = None,
-    attention: str = "heads",
-    image_size: int = 32,
-    loss_fn: LossFn | None = None,
+    model: nn.Module, config: PruneConfig, *, image_size: int | None = None, loss_fn: LossFn | None = None
 ) -> PruningRecord:
-    """Remove ``sparsity`` of the channels of every prunable layer, in place; return the record.
+    """Remove ``config.sparsity`` of the channels of every prunable layer, in place; return the record.
 
     Args:
         model: a timm model (wrappers such as NormalizedModel are looked through).
-        sparsity: fraction of channels removed from each layer (or overall, with ``global_pruning``).
-        importance: ``"magnitude"`` (L2 norm of each channel group), ``"taylor"`` (needs ``loss_fn``) or ``"random"``.
-        round_to: round each layer's kept channels to the nearest multiple of this (None: 8; 1: the exact fraction);
-            an adapter may lower it (``Adapter.round_to``). Layers too narrow for it keep the exact count.
-        attention: ``"heads"`` removes whole attention heads where the adapter can (else head dimensions);
-            ``"head_dim"`` removes the same dimensions from every head.
-        image_size: spatial size used to trace the graph (the adapter's fixed size wins).
-        loss_fn: ``loss_fn(model) -> loss`` (called with ``model`` as passed) whose gradients feed Taylor
-            importance, e.g. an adversarial loss.
+        config: the pruning (``structure="channel"``): ``sparsity`` of the channels removed from each layer
+            (``scope="layerwise"``) or overall (``"global"``), chosen by ``importance``; kept counts rounded to the
+            nearest multiple of ``round_to`` (an adapter may lower it, ``Adapter.round_to``; layers too narrow for
+            it keep the exact count); ``attention="heads"`` removes whole attention heads where the adapter can
+            (else head dimensions), ``"head_dim"`` the same dimensions from every head.
+        image_size: the side of the data the model is trained on, which the graph is traced at (None: the model's
+            own input size, :func:`robust_prune.models.input_size`; a fixed size wins).
+        loss_fn: ``loss_fn(model) -> loss`` (called with ``model`` as passed) whose gradients feed a gradient
+            importance (``"taylor"``), e.g. an adversarial loss.
 
     Example:
         >>> import timm
         >>> m = timm.create_model("resnet10t", num_classes=10)
-        >>> record = channel_prune(m, 0.5)
-        >>> record.stats["macs_ratio"] < 0.5
-        True
+        >>> record = channel_prune(m, PruneConfig(sparsity=0.5), image_size=32)
+        >>> record.stats["macs_ratio"] < 0.5, record.input_size
+        (True, [3, 32, 32])
     """
-    if attention not in ATTENTION_MODES:
-        raise ConfigError(f"Unknown attention {attention!r}. Choose one of: {', '.join(ATTENTION_MODES)}.")
+    check_structure(config, "channel")
     adapter = get_adapter(unwrap_model(model))
     adapter.check_supported(unwrap_model(model))
+    criterion = get_importance(config.importance)
 
     # On a copy, in bounded time; the caller's model takes the result only if every step succeeded (guard.py).
     def work(copy: nn.Module, steps: Steps) -> PruningRecord:
         inner = unwrap_model(copy)
-        example = adapter.example_inputs(inner, image_size=image_size)
+        example = adapter.example_inputs(inner, input_size(inner, image_size))
         with eval_mode(inner):
-            return _channel_prune(copy, inner, adapter, example, sparsity, importance=importance, steps=steps,
-                                  global_pruning=global_pruning, round_to=round_to, attention=attention,
-                                  loss_fn=loss_fn)  # fmt: skip
+            return _channel_prune(copy, inner, adapter, example, config, criterion, loss_fn=loss_fn, steps=steps)
 
     known = tuple(k for k in adapter.customized_pruners(unwrap_model(model)) if isinstance(k, type))
     return guarded(model, work, family=_family(model, adapter), structure="channel", known=known)
@@ -127,41 +106,36 @@ def _channel_prune(
     inner: nn.Module,
     adapter: Adapter,
     example: torch.Tensor,
-    sparsity: float,
+    config: PruneConfig,
+    criterion: Importance,
     *,
-    importance: str,
-    global_pruning: bool,
-    round_to: int | None,
-    attention: str,
     loss_fn: LossFn | None,
     steps: Steps,
 ) -> PruningRecord:
+    sparsity = config.sparsity
     steps.now = "run the model before pruning"
     with torch.no_grad():
         expected = inner(example).shape
     macs0, params0 = count_macs_params(inner, example)
     width0 = output_width(inner)
     num_heads = adapter.num_heads(inner)
-    kwargs = {**adapter.pruner_kwargs(inner), **adapter.attention_kwargs(inner, attention=attention, sparsity=sparsity)}
-    multiple = adapter.effective_round_to(round_to or DEFAULT_ROUND_TO)
+    attention = adapter.attention_kwargs(inner, attention=config.attention, sparsity=sparsity)
+    kwargs = {**adapter.pruner_kwargs(inner), **attention}
+    multiple = adapter.effective_round_to(config.round_to)
     # torch-pruning's defaults for these are shared mutable dicts (FIELD-NOTES): always pass fresh ones.
     in_groups = dict(kwargs.pop("in_channel_groups", None) or {})
     out_groups = dict(kwargs.pop("out_channel_groups", None) or {})
-    if importance == "taylor":
-        if loss_fn is None:
-            raise PruningError("Taylor importance needs loss_fn(model) -> loss to compute gradients.")
+    if criterion.gradients:
         steps.now = "compute the importance gradients"
-        model.zero_grad(set_to_none=True)
-        loss_fn(model).backward()
-        average_gradients(model)  # N processes score with the gradient one process would have
+        compute_gradients(model, criterion, loss_fn)
     steps.now = "trace the dependency graph"
     with adapter.graph_context(inner), torch.enable_grad(), quiet_unwrapped_parameters():
         pruner = _RoundingPruner(
             inner,
             example,
-            importance=_importance(importance),
+            importance=criterion.channel_scorer(),
             pruning_ratio=float(sparsity),
-            global_pruning=global_pruning,
+            global_pruning=config.scope == "global",
             ignored_layers=adapter.ignored_layers(inner),
             round_to=multiple if multiple > 1 else None,  # None: torch-pruning's exact path, bit for bit
             num_heads=num_heads,

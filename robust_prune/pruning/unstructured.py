@@ -11,7 +11,7 @@ Example:
     >>> import timm
     >>> from robust_prune import PruneConfig
     >>> m = timm.create_model("resnet10t", num_classes=10)
-    >>> record = weight_prune(m, PruneConfig(sparsity=0.8, structure="weight"))
+    >>> record = weight_prune(m, PruneConfig(sparsity=0.8, structure="weight"), image_size=32)
     >>> round(record.stats["sparsity"], 3)
     0.8
     >>> from robust_prune.pruning.masks import make_permanent
@@ -21,7 +21,6 @@ Example:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -29,15 +28,16 @@ from torch import nn
 from robust_prune.adapter_api import get_adapter, timm_module, unwrap_model
 
 from ..config import PruneConfig
-from ..distributed import average_gradients, mean_across
+from ..distributed import mean_across
 from ..errors import PruningError
+from ..models import input_size
 from .guard import Steps, guarded
+from .importance import Importance, get_importance
 from .masks import apply_masks, current_masks
+from .pruner import LossFn, check_structure, compute_gradients
 from .record import PruningRecord
 
 __all__ = ["load_dense_weights", "mask_stats", "prunable_layers", "weight_prune"]
-
-LossFn = Callable[[nn.Module], torch.Tensor]
 
 
 def prunable_layers(model: nn.Module, config: PruneConfig) -> dict[str, nn.Module]:
@@ -65,33 +65,18 @@ def _weight_grad(module: nn.Module) -> torch.Tensor | None:
 
 
 def _scores(
-    layers: dict[str, nn.Module], importance: str, model: nn.Module, loss_fn: LossFn | None
+    layers: dict[str, nn.Module], criterion: Importance, model: nn.Module, loss_fn: LossFn | None
 ) -> dict[str, torch.Tensor]:
-    if importance == "robust":
-        if loss_fn is None:
-            raise PruningError("importance='robust' needs loss_fn(model) -> adversarial loss for its gradients.")
-        model.zero_grad(set_to_none=True)
-        loss_fn(model).backward()
-        average_gradients(model)  # N processes score with the gradient one process would have
+    if criterion.gradients:
+        compute_gradients(model, criterion, loss_fn)
     scores: dict[str, torch.Tensor] = {}
     for name, module in layers.items():
-        w = _effective_weight(module)
-        if importance == "magnitude":
-            s = w.abs()
-        elif importance == "random":
-            s = torch.rand(w.shape, device="cpu")  # the CPU RNG on every device (scores are ranked on the CPU)
-        elif importance == "robust":
-            g = _weight_grad(module)
-            s = (w * g).abs() if g is not None else torch.zeros_like(w)
-        else:
-            raise PruningError(
-                f"Importance {importance!r} is not available for weights; use magnitude, random or robust."
-            )
+        s = criterion.weight_scores(_effective_weight(module), _weight_grad(module) if criterion.gradients else None)
         s = mean_across(s.float()).cpu().clone()  # the same scores on every process: the same weights go
         if hasattr(module, "weight_mask"):  # what is already pruned stays pruned
             s[~module.weight_mask.bool().cpu()] = -float("inf")
         scores[name] = s
-    if importance == "robust":
+    if criterion.gradients:
         model.zero_grad(set_to_none=True)
     return scores
 
@@ -161,20 +146,23 @@ def mask_stats(model: nn.Module, layers: dict[str, nn.Module]) -> dict[str, obje
 
 
 def weight_prune(
-    model: nn.Module, config: PruneConfig, *, image_size: int = 32, loss_fn: LossFn | None = None
+    model: nn.Module, config: PruneConfig, *, image_size: int | None = None, loss_fn: LossFn | None = None
 ) -> PruningRecord:
     """Mask ``config.sparsity`` of the prunable weights of ``model`` in place; return the record.
 
-    Already masked weights stay masked (iterative pruning ranks only what survives). Scores:
-    ``"magnitude"`` |w|, ``"random"`` (a control; the global RNG, seed it), ``"robust"`` |w * dL_adv/dw|
-    (HYDRA-like, needs ``loss_fn``). ``config.scope`` ``"global"`` ranks all layers together,
-    ``"layerwise"`` removes the same fraction from each.
+    Already masked weights stay masked (iterative pruning ranks only what survives). Scores come from
+    ``config.importance`` (:mod:`robust_prune.pruning.importance`): ``"magnitude"`` |w|, ``"random"`` (a control;
+    the global RNG, seed it), ``"robust"`` |w * dL_adv/dw| (HYDRA-like, needs ``loss_fn``). ``config.scope``
+    ``"global"`` ranks all layers together, ``"layerwise"`` removes the same fraction from each.
 
     Args:
         model: a timm model, optionally wrapped (NormalizedModel).
-        config: sparsity, importance, scope, prune_first_layer, prune_classifier.
-        image_size: spatial size recorded as the model's input size.
-        loss_fn: ``loss_fn(model) -> loss`` (called with ``model`` as passed) for ``importance="robust"``.
+        config: the pruning (``structure="weight"``): sparsity, importance, scope, prune_first_layer,
+            prune_classifier.
+        image_size: the side of the data the model is trained on, recorded as its input size (None: the model's
+            own, :func:`robust_prune.models.input_size`).
+        loss_fn: ``loss_fn(model) -> loss`` (called with ``model`` as passed) for a gradient importance
+            (``"robust"``).
 
     Example:
         >>> import timm
@@ -183,6 +171,8 @@ def weight_prune(
         >>> sorted(set(round(v, 2) for v in rec.stats["per_layer"].values()))
         [0.5]
     """
+    check_structure(config, "weight")
+    criterion = get_importance(config.importance)
     inner = unwrap_model(model)
     adapter = get_adapter(inner, warn=False)
     layers = prunable_layers(inner, config)
@@ -190,15 +180,14 @@ def weight_prune(
     # In place (parameters keep their identity), with a snapshot put back on any failure (guard.py).
     def work(m: nn.Module, steps: Steps) -> None:
         steps.now = "score the weights"
-        scores = _scores(layers, config.importance, m, loss_fn)
-        chosen = _choose_masks(scores, config.sparsity, config.scope or "global")
+        scores = _scores(layers, criterion, m, loss_fn)
+        chosen = _choose_masks(scores, config.sparsity, config.scope)
         steps.now = "mask the weights"
         apply_masks(inner, {f"{name}.weight": keep for name, keep in chosen.items()})
 
     family = timm_module(inner) or type(inner).__name__
     # no time bound: nothing is traced, and ranking a large model's weights on a busy CPU may take minutes
     guarded(model, work, family=family, structure="weight", mode="restore", time_limit=0)
-    size = adapter.fixed_input_size(inner) or (image_size, image_size)
     stats = mask_stats(inner, layers)
     if stats["emptied_layers"]:
         warnings.warn(
@@ -213,7 +202,7 @@ def weight_prune(
         adapter=adapter.name,
         architecture=adapter.architecture(inner),
         model_args=adapter.model_args(inner),
-        input_size=[adapter.in_chans(inner), *size],
+        input_size=input_size(inner, image_size),
         masks=current_masks(inner),
         stats=stats,
         extra={"importance": config.importance, "scope": config.scope},
