@@ -23,9 +23,14 @@ ROOT = Path(__file__).parent
 # A developer's symlink robust_prune/adapters -> ../adapters would collect them a second time, as a package.
 collect_ignore = ["robust_prune/adapters"]
 # The modules whose examples push to or download from a Hub.
-HUB_EXAMPLES = {"robust_prune", "robust_prune.hub", "robust_prune.hub_remote", "robust_prune.result"}
+HUB_EXAMPLES = {
+    "robust_prune",
+    "robust_prune.publishing.hub",
+    "robust_prune.publishing.hub_remote",
+    "robust_prune.result",
+}
 # The module whose examples need the ``export`` extra (they skip where it is missing, and only there).
-ONNX_EXAMPLES = {"robust_prune.export"}
+ONNX_EXAMPLES = {"robust_prune.publishing.export"}
 
 
 class _AdapterExamples(DoctestModule):

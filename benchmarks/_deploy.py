@@ -107,7 +107,7 @@ def _variants(name: str, b: DeployBudget, size: int) -> tuple[dict[str, Any], di
 def _ort_session(model: Any, size: int, folder: Path, label: str) -> Any:
     import onnxruntime as ort
 
-    from robust_prune.export import export_onnx
+    from robust_prune.publishing.export import export_onnx
 
     path = export_onnx(model, folder / f"{label}.onnx", image_size=size)
     options = ort.SessionOptions()
@@ -141,7 +141,7 @@ def deploy_rows(b: DeployBudget, *, progress: Callable[[str], None] = print) -> 
 
     from benchmarks._layer_kinds import kind_profile
     from robust_prune.adapter_api import get_adapter
-    from robust_prune.measure import count_macs_params, output_width
+    from robust_prune.evaluation.measure import count_macs_params, output_width
 
     rows, why = [], {}
     for name in b.models:

@@ -17,7 +17,7 @@ from typing import Any
 from benchmarks._common import environment, markdown_table, write_results
 from benchmarks._paper_report import compare
 from benchmarks._plots import stamp_text
-from robust_prune.report import wilson_interval
+from robust_prune.evaluation.report import wilson_interval
 
 __all__ = ["aggregate", "best_variant", "iwi_default", "write_report"]
 

@@ -162,7 +162,7 @@ def verdicts(rows: Sequence[Mapping[str, Any]], settings: Mapping[str, Any]) -> 
 def cell_notes(records: Sequence[Mapping[str, Any]]) -> str:
     """Per-cell facts the table does not aggregate: layers emptied by pruning, and the authors' AutoAttack against
     the library's on the same points (with both 95% Wilson intervals)."""
-    from robust_prune.report import wilson_interval
+    from robust_prune.evaluation.report import wilson_interval
 
     out = []
     emptied = [r for r in records if r.get("status") == "ok" and r.get("layers") and r["method"].startswith("prune")]

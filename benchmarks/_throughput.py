@@ -49,7 +49,7 @@ def _loader(budget: ThroughputBudget, batch_size: int) -> Any:
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
-    from robust_prune.data import first_n, load_data
+    from robust_prune.data.loading import first_n, load_data
 
     x, y = first_n(load_data("digits", seed=0).train, budget.images)
     return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True,
@@ -67,7 +67,7 @@ def _model(budget: ThroughputBudget) -> Any:
 
 def _library_ips(model: Any, loader: Any, budget: ThroughputBudget, precision: str = "no") -> float:
     import robust_prune as rp
-    from robust_prune.training import train
+    from robust_prune.training.adversarial import train
 
     attack = rp.AttackConfig(eps=0.1, steps=budget.attack_steps)
     cfg = rp.TrainConfig(epochs=1, attack=attack, lr=0.01, mixed_precision=precision)

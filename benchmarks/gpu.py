@@ -89,7 +89,7 @@ def _resume(precision: str, channels_last: bool) -> Callable[[], dict[str, Any]]
         import torch
 
         import robust_prune as rp
-        import robust_prune.runner as runner_module
+        import robust_prune.training.runner as runner_module
 
         options = {"method": "dense", "epochs": 2, "train_steps": 2, "eval_n": 64, "eval_steps": 2,
                    "mixed_precision": precision, "channels_last": channels_last, "deterministic": True,
@@ -125,7 +125,7 @@ def _evaluate_device_none() -> dict[str, Any]:
 
     import robust_prune as rp
     from robust_prune.api import prepare
-    from robust_prune.data import first_n
+    from robust_prune.data.loading import first_n
 
     model, bundle = prepare(_model(), "digits")
     x, y = first_n(bundle.test, 64)
@@ -152,7 +152,7 @@ def _host_syncs() -> dict[str, Any]:
 
     from robust_prune.api import prepare
     from robust_prune.config import AttackConfig, TrainConfig
-    from robust_prune.training import PROGRESS_EVERY, train
+    from robust_prune.training.adversarial import PROGRESS_EVERY, train
 
     model, bundle = prepare(_model(), "digits", batch_size=64)
     config = TrainConfig(epochs=1, attack=AttackConfig(eps=0.1, steps=2), mixed_precision="fp16")
@@ -179,7 +179,7 @@ def _throughput() -> dict[str, Any]:
 
     from benchmarks._throughput import ThroughputBudget, _library_ips, _plain_ips
     from robust_prune.api import prepare
-    from robust_prune.data import first_n
+    from robust_prune.data.loading import first_n
 
     budget = ThroughputBudget(model=MODEL, images=1437, batch_size=256, repeats=3, attack_steps=10)
     base, bundle = prepare(_model(), "digits")

@@ -140,7 +140,7 @@ def ticket_cost(budget: Budget, model: str, variant: str) -> float:
         import torch
 
         import robust_prune as rp
-        from robust_prune.measure import count_macs_params
+        from robust_prune.evaluation.measure import count_macs_params
 
         x = torch.rand(1, 3, 32, 32)
         dense = timm.create_model(model, num_classes=10)

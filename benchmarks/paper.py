@@ -223,7 +223,7 @@ class _Runner:
         }
         if self.b.reference_aa:  # the authors' AutoAttack on exactly these points
             from benchmarks._reference_aa import reference_autoattack
-            from robust_prune.data import first_n
+            from robust_prune.data.loading import first_n
 
             x, y = first_n(self.bundle(seed).test, self.b.aa_n)
             out.update(reference_autoattack(model, x, y, eps=aa.eps, seed=seed))
@@ -239,7 +239,7 @@ def _empty_layers(model: Any) -> dict[str, int]:
 
 
 def _wilson(p: float, n: int) -> tuple[float, float]:
-    from robust_prune.report import wilson_interval
+    from robust_prune.evaluation.report import wilson_interval
 
     return wilson_interval(round(p * n), n)
 

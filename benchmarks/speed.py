@@ -3,7 +3,7 @@
 Four measurements, one table (``benchmarks/results/speed.json`` / ``speed.md``):
 
 1. ``train``: adversarial-training throughput (PGD-AT, images/s) of the dense, channel-pruned and
-   weight-masked model, from :func:`robust_prune.training.train`'s own epoch statistics.
+   weight-masked model, from :func:`robust_prune.training.adversarial.train`'s own epoch statistics.
 2. ``latency``: CPU inference latency of a channel-pruned model over the dense one, next to the MACs
    ratio, per family (medians of interleaved repeats, one thread).
 3. ``eval``: evaluation throughput per attack (:func:`robust_prune.evaluate`'s per-attack seconds;
@@ -83,7 +83,7 @@ def _subset_loader(loader: Any, n: int) -> Any:
 def _train_rows(b: SpeedBudget) -> list[dict[str, Any]]:
     import robust_prune as rp
     from robust_prune.api import prepare
-    from robust_prune.training import train
+    from robust_prune.training.adversarial import train
 
     model, bundle = prepare(b.train_model, "digits")
     loader = _subset_loader(bundle.train, b.train_images)
@@ -120,7 +120,7 @@ def _latency_rows(b: SpeedBudget) -> list[dict[str, Any]]:
 
     import robust_prune as rp
     from robust_prune.api import prepare
-    from robust_prune.measure import count_macs_params
+    from robust_prune.evaluation.measure import count_macs_params
 
     rows = []
     for name in b.latency_models:

@@ -43,7 +43,7 @@ def _free_port() -> int:
 
 def run_child(processes: int, batch: int, sync_bn: str, budget: dict[str, int], workdir: Path) -> dict[str, Any]:
     """One dense run of the child on ``processes`` CPU processes at the global ``batch``; its rank-0 result."""
-    from robust_prune.sync_bn import use_sync_bn
+    from robust_prune.training.sync_bn import use_sync_bn
 
     out = workdir / f"p{processes}-b{batch}-{sync_bn}"
     args = [str(CHILD), "--method", "dense", "--weights-dir", str(out), "--batch-size", str(batch)]

@@ -10,7 +10,7 @@ model in its own subprocess, which also survives crashes):
 4. rebuild from a fresh timm model plus the JSON round-tripped record, load the state dict strictly and
    compare outputs (``torch.equal``);
 5. measure CPU latency of the pruned vs the dense model (interleaved repeats, medians, one thread);
-6. take one PGD adversarial training step (``robust_prune.training.train_one_batch``): finite loss.
+6. take one PGD adversarial training step (``robust_prune.training.adversarial.train_one_batch``): finite loss.
 
 A family passes when every one of its example models passes every step. Results:
 ``benchmarks/results/zoo.json`` and ``zoo.md``.
@@ -126,7 +126,7 @@ def check_example(
     from robust_prune.errors import UnsupportedArchitectureError
     from robust_prune.models import NormalizedModel, create_model
     from robust_prune.pruning import PruningRecord, rebuild_model
-    from robust_prune.training import train_one_batch
+    from robust_prune.training.adversarial import train_one_batch
 
     row: dict[str, Any] = {
         "family": example.family, "variant": example.label, "model": example.model, "id": example.id, "adapter": None,

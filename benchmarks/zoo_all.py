@@ -113,7 +113,7 @@ def check_module(module: str, name: str, structure: str, *, sparsity: float = 0.
     from robust_prune.models import NormalizedModel
     from robust_prune.pruning import PruningRecord
     from robust_prune.pruning.masks import folded_state
-    from robust_prune.training import train_one_batch
+    from robust_prune.training.adversarial import train_one_batch
 
     row: dict[str, Any] = {
         "module": module,

@@ -18,17 +18,18 @@ Example:
 """
 
 from . import methods
+from ._moved import alias_moved_modules
 from ._version import __version__
 from .adapter_api import get_adapter, list_adapters
 from .api import robustify
 from .config import AttackConfig, PruneConfig, RobustifyConfig, TrainConfig
 from .env_info import show_versions
 from .evaluation import evaluate
-from .export import export_onnx
-from .hub import from_pretrained, push_folder, push_to_hub, save_pretrained
+from .evaluation.report import RobustnessReport
 from .inheritance import GrowResult, GrowthInfo, grow
 from .pruning import PruneResult, PruningRecord, prune
-from .report import RobustnessReport
+from .publishing.export import export_onnx
+from .publishing.hub import from_pretrained, push_folder, push_to_hub, save_pretrained
 from .result import RobustifyResult
 
 __all__ = [
@@ -57,3 +58,5 @@ __all__ = [
     "save_pretrained",
     "show_versions",
 ]
+
+alias_moved_modules(__name__)  # the 0.1.0 paths of moved modules (robust_prune.catalog, ...)

@@ -18,22 +18,22 @@ from torch import nn
 from robust_prune.adapter_api import get_adapter
 
 from . import distributed
-from .catalog import DATASETS
 from .config import AttackConfig, RobustifyConfig
-from .data import DataBundle, load_data
-from .determinism import deterministic as deterministic_algorithms
+from .data.catalog import DATASETS
+from .data.hf_datasets import HFSplits, default_side, hf_splits, is_hf_data
+from .data.loading import DataBundle, load_data
+from .data.transforms import check_image_size, resolve_image_size
 from .distributed import is_main_process, model_device
 from .errors import ModelAdaptationError
-from .hf_datasets import HFSplits, default_side, hf_splits, is_hf_data
 from .methods import dense, get_method, iwi, lottery, prune  # noqa: F401 - each method module registers itself
 from .methods._stages import importance_loss
 from .models import NormalizedModel, adapt_model, create_model
 from .options import DATA_OPTIONS, build_config
 from .pruning.structured import channel_prune
 from .result import RobustifyResult
-from .runner import StageRunner, open_run_directory
-from .training import check_precision
-from .transforms import check_image_size, resolve_image_size
+from .training.adversarial import check_precision
+from .training.determinism import deterministic as deterministic_algorithms
+from .training.runner import StageRunner, open_run_directory
 
 __all__ = ["RobustifyResult", "robustify", "prepare"]
 
@@ -58,9 +58,9 @@ def prepare(
 
     Images are read at ``image_size`` (default: a named dataset's native resolution, digits at 32; an image folder at
     the model's pretrained input size; a model with a fixed input size at that size), the training split augmented
-    unless ``augment=False`` (:mod:`robust_prune.transforms`); ``num_workers``/``pin_memory`` go to the DataLoaders;
-    ``train_subset`` trains on a seeded subset of that many images.
-    Hugging Face data (:mod:`robust_prune.hf_datasets`, columns ``image_column``/``label_column``) is read once, at
+    unless ``augment=False`` (:mod:`robust_prune.data.transforms`); ``num_workers``/``pin_memory`` go to the
+    DataLoaders; ``train_subset`` trains on a seeded subset of that many images.
+    Hugging Face data (:mod:`robust_prune.data.hf_datasets`, columns ``image_column``/``label_column``) is read once, at
     its images' own size.
 
     Example:
@@ -213,7 +213,8 @@ def robustify(
             attack's L-inf eps when set, else the dataset's), PGD steps (20) and test points (all).
         seed: makes the whole run deterministic on one machine.
         deterministic: bit-exact CUDA runs through PyTorch's deterministic algorithms, at a cost in speed
-            (:mod:`robust_prune.determinism`); without it a seeded CUDA run is reproducible only up to the last bits.
+            (:mod:`robust_prune.training.determinism`); without it a seeded CUDA run is reproducible only up to the
+            last bits.
         config: a full :class:`RobustifyConfig` instead of the options above (giving both is an error).
         data_dir, download, batch_size: where a named dataset's files are, whether to fetch them, the training batch
             size (the global batch: under torchrun each of N processes takes batch_size / N images of every step, so
@@ -222,7 +223,7 @@ def robustify(
             in the result's data spec).
         image_column, label_column: Hugging Face data's image and label columns (default: found by name).
         progress: show progress bars (on the main process only).
-        run_dir: checkpoint every stage into this folder (see :mod:`robust_prune.runner`).
+        run_dir: checkpoint every stage into this folder (see :mod:`robust_prune.training.runner`).
         resume: a run directory (or True with ``run_dir``) to continue from its last checkpoint; the
             options must be the ones the run was started with.
         overwrite: start afresh in a ``run_dir`` that holds checkpoints, discarding them (without it such a start

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .catalog import DATASETS, named_datasets
+from .data.catalog import DATASETS, named_datasets
 from .errors import RobustPruneError
 from .options import DATA_OPTIONS, OPTIONS, Option, build_config, field_type, option_default
 
@@ -184,8 +184,8 @@ def _cmd_robustify(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate
-    from .hub import from_pretrained
+    from .evaluation.robustness import evaluate
+    from .publishing.hub import from_pretrained
 
     model = from_pretrained(args.path, revision=args.revision)
     spec = (model.saved_config or {}).get("data", {})
@@ -212,7 +212,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     )
     print(report)
     if args.diagnostics:
-        from .diagnostics import diagnose
+        from .evaluation.diagnostics import diagnose
 
         print()
         print(diagnose(model, data, eps=eps, norm=args.norm, n=min(args.n or 256, 256), seed=args.seed,
@@ -238,7 +238,7 @@ def _evaluation_data(args: argparse.Namespace, spec: dict[str, Any]) -> tuple[st
 
 
 def _cmd_push(args: argparse.Namespace) -> int:
-    from .hub import push_folder
+    from .publishing.hub import push_folder
 
     url = push_folder(
         args.path, args.repo_id, private=args.private, revision=args.revision, commit_message=args.commit_message
@@ -248,8 +248,8 @@ def _cmd_push(args: argparse.Namespace) -> int:
 
 
 def _cmd_grow(args: argparse.Namespace) -> int:
-    from .hub import from_pretrained, save_pretrained
-    from .inheritance import grow
+    from .inheritance.growth import grow
+    from .publishing.hub import from_pretrained, save_pretrained
 
     grown = grow(from_pretrained(args.path, revision=args.revision), init=args.init, scale=args.scale, seed=args.seed)
     save_pretrained(grown.model, args.out)
@@ -261,8 +261,8 @@ def _cmd_grow(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_onnx, require_export_dependencies
-    from .hub import from_pretrained
+    from .publishing.export import export_onnx, require_export_dependencies
+    from .publishing.hub import from_pretrained
 
     require_export_dependencies()  # before a download
     path = export_onnx(from_pretrained(args.path, revision=args.revision), args.onnx, image_size=args.image_size)

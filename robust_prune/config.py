@@ -51,8 +51,8 @@ MIXED_PRECISIONS = ("no", "bf16", "fp16")  # fp16 trains with a gradient scaler 
 # Seconds that tracing and pruning one model (or growing a ticket back) may take before it counts as failed: a
 # dependency graph that does not trace in this time is refused (pruning.guard). Raise it for very large models.
 PRUNE_TIME_LIMIT_S = 60.0
-# Issue 17: inverse weights inheritance. How grow() fills new entries (robust_prune.growth_fills) and small-out's
-# std as a fraction of each tensor's inherited-weight std. method="iwi"'s defaults live in its registration
+# Issue 17: inverse weights inheritance. How grow() fills new entries (robust_prune.inheritance.growth_fills) and
+# small-out's std as a fraction of each tensor's inherited-weight std. method="iwi"'s defaults live in its registration
 # (robust_prune.methods.iwi.IWI_DEFAULT).
 GROW_INITS = ("zero-out", "zero", "random", "small-out", "net2net")
 GROW_OUT_SCALE = 0.1
@@ -195,7 +195,7 @@ class TrainConfig(_JsonConfig):
         mixed_precision: ``"no"``, ``"bf16"`` (autocast) or ``"fp16"`` (autocast and a gradient scaler; CUDA only).
         checkpoint_every: checkpoint each this many epochs when a run directory is given.
         sync_bn: synchronise BatchNorm statistics over the processes of a multi-process run; None: when each
-            process sees fewer than :data:`robust_prune.sync_bn.SYNC_BN_BELOW` images per step.
+            process sees fewer than :data:`robust_prune.training.sync_bn.SYNC_BN_BELOW` images per step.
 
     Example:
         >>> TrainConfig(epochs=2, objective="trades").learning_rate
@@ -336,7 +336,7 @@ class RobustifyConfig(_JsonConfig):
         data: the data's name (``"digits"``, a torchvision name, an image folder, or ``"loaders"``).
         seed: makes the whole run deterministic on one machine (on the CPU; on CUDA, seeded runs are reproducible only
             up to the last bits of non-deterministic kernels unless ``deterministic``).
-        deterministic: run with PyTorch's deterministic algorithms (:mod:`robust_prune.determinism`): bit-exact
+        deterministic: run with PyTorch's deterministic algorithms (:mod:`robust_prune.training.determinism`): bit-exact
             CUDA runs, at a cost in speed.
         pretrain: adversarial training before pruning (``dense``: all of it; ``lottery``: each round).
         finetune: adversarial fine-tuning of the pruned model (the ticket, for ``lottery`` and ``iwi``).

@@ -25,14 +25,14 @@ from torch import nn
 
 from robust_prune.adapter_api import creation_args, get_adapter, remember_creation_args, unwrap_model
 
+from .data.transforms import FALLBACK_SIZE
 from .distributed import model_device
 from .errors import ModelAdaptationError
-from .transforms import FALLBACK_SIZE
-from .trust import loading_free
+from .publishing.trust import loading_free
 
 if TYPE_CHECKING:
+    from .evaluation.report import RobustnessReport
     from .pruning.record import PruningRecord
-    from .report import RobustnessReport
 
 __all__ = [
     "NormalizedModel",
@@ -75,7 +75,7 @@ _IMAGENET_STD = (0.229, 0.224, 0.225)
 def input_size(model: nn.Module, image_size: int | None = None) -> list[int]:
     """``[channels, height, width]`` the model is traced, pruned and recorded at: its fixed input size where it has
     one, else ``image_size`` (the side of the data it is trained on), else its timm ``pretrained_cfg['input_size']``,
-    else :data:`~robust_prune.transforms.FALLBACK_SIZE` (wrappers such as NormalizedModel are looked through).
+    else :data:`~robust_prune.data.transforms.FALLBACK_SIZE` (wrappers such as NormalizedModel are looked through).
 
     Example:
         >>> model = timm.create_model("test_resnet")   # its timm config: 160 px
@@ -159,8 +159,8 @@ def create_model(name: str, *, pretrained: bool = False, **kwargs: Any) -> nn.Mo
     """``timm.create_model`` that remembers its arguments, so a pruned copy can be rebuilt later.
 
     Only the arguments that shape the architecture are remembered (not where weights were loaded from: see
-    :data:`robust_prune.trust.LOADING_KEYS`). With ``pretrained=True`` the Hub id of timm's weights is remembered
-    as the model's base model (:func:`base_model_of`), for the model card.
+    :data:`robust_prune.publishing.trust.LOADING_KEYS`). With ``pretrained=True`` the Hub id of timm's weights is
+    remembered as the model's base model (:func:`base_model_of`), for the model card.
 
     Example:
         >>> from robust_prune.adapter_api import creation_args

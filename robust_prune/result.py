@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from .config import RobustifyConfig
-from .data import DataBundle
-from .evaluation import evaluate
+from .data.loading import DataBundle
+from .evaluation.report import RobustnessReport
+from .evaluation.robustness import evaluate
 from .models import NormalizedModel
 from .pruning.record import PruningRecord
-from .report import RobustnessReport
-from .training import EpochStats
+from .training.adversarial import EpochStats
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from .hub_remote import PushOptions
+    from .publishing.hub_remote import PushOptions
 
 __all__ = ["RobustifyResult", "evaluate_for"]
 
@@ -88,14 +88,15 @@ class RobustifyResult:
             >>> sorted(p.name for p in result.save_pretrained("out/test_resnet-digits").iterdir())
             ['README.md', 'config.json', 'model.safetensors', 'report.json', 'report.md']
         """
-        from .hub import save_pretrained
+        from .publishing.hub import save_pretrained
 
         return save_pretrained(self, save_directory)
 
     def push_to_hub(self, repo_id: str, **push: Unpack[PushOptions]) -> str:
         """Publish the model to the Hugging Face Hub in one commit; returns the commit URL (empty on the
         non-main processes of a distributed run, which push nothing). ``**push`` takes
-        :class:`~robust_prune.hub_remote.PushOptions` (``private``, ``token``, ``revision``, ``commit_message``).
+        :class:`~robust_prune.publishing.hub_remote.PushOptions` (``private``, ``token``, ``revision``,
+        ``commit_message``).
 
         Example:
             >>> import robust_prune as rp
@@ -104,6 +105,6 @@ class RobustifyResult:
             >>> result.push_to_hub("me/test_resnet-digits-robust").startswith("http")
             True
         """
-        from .hub import push_to_hub
+        from .publishing.hub import push_to_hub
 
         return push_to_hub(self, repo_id, **push)

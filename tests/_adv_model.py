@@ -9,9 +9,9 @@ from torch import nn
 
 from robust_prune.api import prepare
 from robust_prune.config import AttackConfig, TrainConfig
-from robust_prune.data import DataBundle
+from robust_prune.data.loading import DataBundle
 from robust_prune.distributed import model_device
-from robust_prune.training import train
+from robust_prune.training.adversarial import train
 
 EPS = 0.1
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from robust_prune.catalog import IDX_FILES
-from robust_prune.idx import write_idx
+from robust_prune.data.catalog import IDX_FILES
+from robust_prune.data.idx import write_idx
 
 __all__ = ["digits_28", "official_copy"]
 

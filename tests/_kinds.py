@@ -12,11 +12,11 @@ from torch.utils.data import DataLoader, Subset
 import robust_prune as rp
 from robust_prune import AttackConfig, PruneConfig, RobustifyConfig, TrainConfig
 from robust_prune.api import RobustifyResult, prepare
-from robust_prune.data import DataBundle
-from robust_prune.inheritance import grow
+from robust_prune.data.loading import DataBundle
+from robust_prune.inheritance.growth import grow
 from robust_prune.methods import get_method
 from robust_prune.pruning.masks import make_permanent
-from robust_prune.runner import StageRunner
+from robust_prune.training.runner import StageRunner
 
 KINDS = ("dense", "channel", "weight", "lottery", "grown")
 TIMM_KINDS = ("dense", "weight", "grown")  # timm's own loader reads these (no channel removed)

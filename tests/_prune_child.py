@@ -32,7 +32,7 @@ def main() -> None:
     import robust_prune as rp
     from robust_prune import distributed
     from robust_prune.atomic import write_json, write_safetensors
-    from robust_prune.data import first_n, load_data
+    from robust_prune.data.loading import first_n, load_data
     from robust_prune.models import NormalizedModel
 
     x, y = first_n(load_data("digits", image_size=32, channels=3, seed=0).train, 64)

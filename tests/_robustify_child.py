@@ -63,7 +63,7 @@ def main() -> None:
     import robust_prune as rp
     from robust_prune import atomic as _io
     from robust_prune import distributed
-    from robust_prune.data import load_data
+    from robust_prune.data.loading import load_data
 
     bundle = load_data("digits", image_size=32, channels=3, batch_size=32, seed=0)
     train_set = _Slow(Subset(bundle.train.dataset, range(args.n_train)), args.delay)

@@ -35,7 +35,7 @@ def tiny_bundle():
     """The embedded digits, cut to 128 training and 48 test images (real data, small enough for unit tests)."""
     from torch.utils.data import DataLoader, Subset
 
-    from robust_prune.data import DataBundle, load_data
+    from robust_prune.data.loading import DataBundle, load_data
 
     full = load_data("digits", image_size=32, channels=3, batch_size=32, seed=0)
     import torch

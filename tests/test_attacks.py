@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 from robust_prune import AttackConfig
-from robust_prune._attack_zoo import AutoAttackCascade, build_extra_attack
-from robust_prune.attacks import preserve_state, run_attack, run_attack_detailed
 from robust_prune.config import ATTACK_NAMES
 from robust_prune.errors import ConfigError
+from robust_prune.evaluation._attack_zoo import AutoAttackCascade, build_extra_attack
+from robust_prune.evaluation.attacks import preserve_state, run_attack, run_attack_detailed
 from robust_prune.models import NormalizedModel
 
 torch.set_num_threads(1)

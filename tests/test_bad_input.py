@@ -11,7 +11,6 @@ from safetensors.torch import load_file
 from torch.utils.data import DataLoader, TensorDataset
 
 import robust_prune as rp
-from robust_prune.checkpoint import RunDirectory
 from robust_prune.cli import main
 from robust_prune.errors import (
     CheckpointError,
@@ -20,6 +19,7 @@ from robust_prune.errors import (
     RunDirectoryExistsError,
     RunDirectoryMismatchError,
 )
+from robust_prune.training.checkpoint import RunDirectory
 
 torch.set_num_threads(1)
 

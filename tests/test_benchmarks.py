@@ -286,7 +286,7 @@ def test_autoattack_cells_and_points_are_chosen_on_the_command_line(monkeypatch:
 
 def test_layer_kinds_account_for_every_mac_of_a_cnn() -> None:
     from benchmarks._layer_kinds import kind_profile
-    from robust_prune.measure import count_macs_params
+    from robust_prune.evaluation.measure import count_macs_params
 
     model = timm.create_model("mobilenetv3_small_050").eval()
     x = torch.rand(1, 3, 64, 64)

@@ -13,11 +13,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-import robust_prune.runner as runner_module
-import robust_prune.training as training
+import robust_prune.training.adversarial as training
+import robust_prune.training.runner as runner_module
 from robust_prune import AttackConfig, RobustifyConfig, TrainConfig
 from robust_prune.atomic import temp_name
-from robust_prune.checkpoint import RunDirectory, config_fingerprint
 from robust_prune.errors import (
     CheckpointError,
     ConfigError,
@@ -25,7 +24,8 @@ from robust_prune.errors import (
     RunDirectoryMismatchError,
     TrainingDivergedError,
 )
-from robust_prune.runner import StageRunner
+from robust_prune.training.checkpoint import RunDirectory, config_fingerprint
+from robust_prune.training.runner import StageRunner
 
 torch.set_num_threads(1)
 

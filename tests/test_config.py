@@ -4,8 +4,8 @@ import pytest
 import timm
 
 from robust_prune import AttackConfig, PruneConfig, RobustifyConfig, TrainConfig
-from robust_prune.attacks import build_attack
 from robust_prune.errors import ConfigError
+from robust_prune.evaluation.attacks import build_attack
 
 
 def test_robustify_config_round_trips_through_json():

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from robust_prune.data import load_data
+from robust_prune.data.loading import load_data
 from robust_prune.errors import DatasetError, DatasetNotFoundError, MissingDependencyError
 
 

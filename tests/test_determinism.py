@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import robust_prune as rp
-import robust_prune.training as training
+import robust_prune.training.adversarial as training
 
 
 @pytest.mark.parametrize("flag", [True, False])
@@ -21,7 +21,7 @@ def test_robustify_trains_under_the_deterministic_settings_only_when_asked(flag,
                      torch.backends.cudnn.benchmark, os.environ.get("CUBLAS_WORKSPACE_CONFIG")))  # fmt: skip
         return original(*args, **kwargs)
 
-    monkeypatch.setattr("robust_prune.runner.train", spy)
+    monkeypatch.setattr("robust_prune.training.runner.train", spy)
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic)
     rp.robustify("test_resnet", (tiny_bundle.train, tiny_bundle.test), method="dense", epochs=1, eps=0.1,

@@ -25,7 +25,7 @@ from torch.utils._device import _device_constructors
 from torch.utils.data import DataLoader, Subset
 
 import robust_prune as rp
-from robust_prune.data import load_data
+from robust_prune.data.loading import load_data
 
 LIBRARY = (str(Path(rp.__file__).resolve().parent), str(Path(rp.__file__).resolve().parent.parent / "adapters"))
 HOST_DATA = ("data.py", "transforms.py")

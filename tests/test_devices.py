@@ -95,7 +95,7 @@ def test_objectives_and_precisions_train_on_cuda(objective, precision, channels_
 def test_a_killed_cuda_run_resumes_exactly(precision, tiny_bundle, tmp_path: Path, monkeypatch) -> None:
     """deterministic=True: a run killed after its first epoch's checkpoint and resumed ends with exactly the
     weights of an uninterrupted run (fp16: the GradScaler's scale comes back with the checkpoint)."""
-    import robust_prune.runner as runner_module
+    import robust_prune.training.runner as runner_module
 
     options = {"method": "dense", "epochs": 2, "train_steps": 2, "eval_steps": 2, "eval_n": 16, "progress": False,
                "mixed_precision": precision, "deterministic": True}  # fmt: skip

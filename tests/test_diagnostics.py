@@ -9,7 +9,7 @@ import torch
 from _adv_model import EPS, adversarially_trained, digits_points
 from torch import nn
 
-from robust_prune.diagnostics import (
+from robust_prune.evaluation.diagnostics import (
     activation_flips,
     layer_norms,
     lipschitz_product,

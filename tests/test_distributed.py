@@ -73,13 +73,13 @@ def test_torchrun_two_processes_identical_weights_single_writer(tmp_path: Path) 
     assert round(cw["extra"]["success_rate"] * clean) == clean - cw["correct"], cw
 
     # the reported clean accuracy is the single-process accuracy of the final model on all N_TEST points
-    from robust_prune.hub import from_pretrained
+    from robust_prune.publishing.hub import from_pretrained
 
     torch.set_num_threads(1)
     model = from_pretrained(out)
     saved = load_file(str(out / "model.safetensors"))
     assert all(torch.equal(saved[k], rank0["model." + k]) for k in saved)
-    from robust_prune.data import load_data
+    from robust_prune.data.loading import load_data
 
     bundle = load_data("digits", image_size=32, channels=3, seed=0)
     x = torch.stack([bundle.test.dataset[i][0] for i in range(N_TEST)])

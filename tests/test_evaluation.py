@@ -14,10 +14,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import robust_prune as rp
 from robust_prune.cli import main
-from robust_prune.evaluation import evaluate
-from robust_prune.measure import channel_ratio
+from robust_prune.evaluation.measure import channel_ratio
+from robust_prune.evaluation.report import RobustnessReport, wilson_interval
+from robust_prune.evaluation.robustness import evaluate
 from robust_prune.models import create_model
-from robust_prune.report import RobustnessReport, wilson_interval
 
 torch.set_num_threads(1)
 

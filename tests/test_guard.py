@@ -18,7 +18,7 @@ from robust_prune.adapter_api import adapter_by_name
 from robust_prune.errors import FamilyPruningError, PruningError
 from robust_prune.models import create_model
 from robust_prune.pruning import guard, unstructured
-from robust_prune.runner import StageRunner
+from robust_prune.training.runner import StageRunner
 
 # The families issue 14 added adapters for, one quick member each (test_zoo checks channel pruning end to end).
 NEW_FAMILIES = (
@@ -179,7 +179,7 @@ def test_a_masked_model_can_be_pruned_again() -> None:
 
 
 def test_grow_turns_a_foreign_failure_into_a_typed_error(monkeypatch) -> None:
-    from robust_prune import inheritance
+    from robust_prune.inheritance import growth as inheritance
 
     ticket = rp.prune(create_model("test_resnet", num_classes=10).eval(), 0.5)
 

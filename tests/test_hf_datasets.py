@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import robust_prune as rp
-from robust_prune.data import load_data
+from robust_prune.data.loading import load_data
 from robust_prune.errors import DatasetError
 
 datasets = pytest.importorskip("datasets")

@@ -22,8 +22,8 @@ import robust_prune as rp
 from robust_prune.api import RobustifyResult
 from robust_prune.cli import main as cli_main
 from robust_prune.errors import HubError, NotARobustPruneFolderError
-from robust_prune.hub import push_folder, push_to_hub
-from robust_prune.model_card import card_metrics, metrics_verified, report_metrics
+from robust_prune.publishing.hub import push_folder, push_to_hub
+from robust_prune.publishing.model_card import card_metrics, metrics_verified, report_metrics
 
 torch.set_num_threads(1)
 

@@ -20,11 +20,11 @@ from _idx_copy import official_copy as _official_copy
 
 import robust_prune as rp
 from robust_prune.api import prepare
-from robust_prune.catalog import IDX_FILES, dataset_info, system_dataset_dir
 from robust_prune.cli import main
-from robust_prune.data import load_data
+from robust_prune.data.catalog import IDX_FILES, dataset_info, system_dataset_dir
+from robust_prune.data.idx import write_idx
+from robust_prune.data.loading import load_data
 from robust_prune.errors import CorruptDatasetError, DatasetNotFoundError
-from robust_prune.idx import write_idx
 
 TINY = {"epochs": 1, "finetune_epochs": 0, "train_steps": 1, "eval_steps": 2, "progress": False}
 SYSTEM = system_dataset_dir("fashion-mnist")
@@ -117,7 +117,7 @@ def test_damaged_files_raise_a_typed_error_naming_the_file_and_nothing_is_writte
 
 
 def test_prepare_reads_a_named_dataset_once(tmp_path: Path, monkeypatch) -> None:
-    import robust_prune.data as data
+    import robust_prune.data.loading as data
 
     folder = _official_copy(tmp_path / "fmnist")
     calls: list[object] = []

@@ -12,7 +12,7 @@ from torch import nn
 import robust_prune as rp
 from robust_prune.adapter_api import adapter_by_name, list_adapters
 from robust_prune.errors import ConfigError
-from robust_prune.inheritance import grow, origin_indices
+from robust_prune.inheritance.growth import grow, origin_indices
 from robust_prune.models import NormalizedModel, create_model
 
 # BatchNorm families: growth must be exact. One test id per model.

@@ -12,7 +12,7 @@ from torch import nn
 import robust_prune as rp
 from benchmarks import paper
 from robust_prune.adapter_api import get_adapter
-from robust_prune.measure import count_macs_params, output_width
+from robust_prune.evaluation.measure import count_macs_params, output_width
 from robust_prune.models import create_model
 from robust_prune.pruning import PruningRecord, rebuild_model
 
@@ -52,7 +52,7 @@ def test_the_record_reports_the_channel_share_that_rounding_achieved() -> None:
     record = rp.prune(model, 0.5, image_size=32).record
     assert record.stats["channel_ratio"] == pytest.approx(output_width(model) / width)
     assert 0.45 < record.stats["channel_ratio"] < 0.6
-    assert rp.measure.channel_ratio(model, record) == record.stats["channel_ratio"]
+    assert rp.evaluation.measure.channel_ratio(model, record) == record.stats["channel_ratio"]
 
 
 def test_round_to_1_prunes_the_exact_fraction_of_every_layer() -> None:

@@ -15,7 +15,7 @@ from robust_prune.pruning.lottery import rewind, round_sparsities, rounds_for_ra
 from robust_prune.pruning.masks import current_masks
 from robust_prune.pruning.structured import channel_prune
 from robust_prune.pruning.unstructured import weight_prune
-from robust_prune.runner import StageRunner
+from robust_prune.training.runner import StageRunner
 
 
 def _config(structure: str = "weight", **prune: object) -> RobustifyConfig:

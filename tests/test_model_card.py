@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from huggingface_hub import ModelCard
 
-from robust_prune.model_card import build_model_card, card_metrics, report_metrics, timm_loadable
-from robust_prune.report import AttackResult, RobustnessReport
+from robust_prune.evaluation.report import AttackResult, RobustnessReport
+from robust_prune.publishing.model_card import build_model_card, card_metrics, report_metrics, timm_loadable
 
 torch.set_num_threads(1)
 

@@ -18,12 +18,12 @@ from hub_server import HubServer
 from huggingface_hub import HfApi, ModelCard
 
 import robust_prune as rp
-import robust_prune.hub as hub
+import robust_prune.publishing.hub as hub
 from robust_prune.api import RobustifyResult
 from robust_prune.cli import main as cli_main
 from robust_prune.errors import CheckpointError, HubError
-from robust_prune.hub_remote import FOLDER_FILES
-from robust_prune.model_card import card_metrics, metrics_verified, report_metrics
+from robust_prune.publishing.hub_remote import FOLDER_FILES
+from robust_prune.publishing.model_card import card_metrics, metrics_verified, report_metrics
 
 torch.set_num_threads(1)
 
@@ -107,7 +107,7 @@ def test_only_the_main_process_saves_or_pushes(monkeypatch: pytest.MonkeyPatch, 
 def test_the_publishing_entry_points_share_one_set_of_push_keywords(tmp_path: Path) -> None:
     """push_to_hub, push_folder and RobustifyResult.push_to_hub take PushOptions: an unknown keyword is refused by
     name before anything is saved or sent."""
-    from robust_prune.hub_remote import PushOptions
+    from robust_prune.publishing.hub_remote import PushOptions
 
     assert PushOptions.__optional_keys__ == {"private", "token", "revision", "commit_message"}
     model, _ = rp.api.prepare("test_resnet", "digits")
@@ -155,7 +155,7 @@ def test_a_failed_save_keeps_the_previous_folder(
 
 _KILLED_SAVE = """
 import os, signal, sys
-import robust_prune as rp, robust_prune.hub as hub
+import robust_prune as rp, robust_prune.publishing.hub as hub
 model = rp.from_pretrained(sys.argv[1])
 model.report = None
 model.record.masks = {}

@@ -21,7 +21,8 @@ import robust_prune as rp
 from robust_prune import AttackConfig, TrainConfig
 from robust_prune.api import prepare
 from robust_prune.cli import main
-from robust_prune.data import first_n, load_data
+from robust_prune.data.loading import first_n, load_data
+from robust_prune.data.transforms import image_transform
 from robust_prune.errors import (
     ConfigError,
     DatasetError,
@@ -29,8 +30,7 @@ from robust_prune.errors import (
     NonFiniteImagesError,
     TrainingDivergedError,
 )
-from robust_prune.training import train
-from robust_prune.transforms import image_transform
+from robust_prune.training.adversarial import train
 
 TINY = {"epochs": 1, "finetune_epochs": 0, "train_steps": 1, "eval_steps": 2, "progress": False}
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 import robust_prune as rp
-from robust_prune import methods, runner
-from robust_prune.model_card import build_model_card
-from robust_prune.runner import Train, stage_seed
+from robust_prune import methods
+from robust_prune.publishing.model_card import build_model_card
+from robust_prune.training import runner
+from robust_prune.training.runner import Train, stage_seed
 
 CONFIGS = [
     rp.RobustifyConfig(method="dense"),

@@ -1,5 +1,5 @@
-"""Synchronised BatchNorm (robust_prune.sync_bn) against torch's own batch norm, in a one-process gloo group: the same
-outputs, input and parameter gradients and running statistics, for plain and timm BatchNorm layers."""
+"""Synchronised BatchNorm (robust_prune.training.sync_bn) against torch's own batch norm, in a one-process gloo group:
+the same outputs, input and parameter gradients and running statistics, for plain and timm BatchNorm layers."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch.distributed as dist
 from timm.layers import BatchNormAct2d
 from torch import nn
 
-from robust_prune.sync_bn import synced_batchnorm, use_sync_bn
+from robust_prune.training.sync_bn import synced_batchnorm, use_sync_bn
 
 
 @pytest.fixture

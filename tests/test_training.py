@@ -8,9 +8,9 @@ import torch.nn.functional as F
 
 from robust_prune import AttackConfig, TrainConfig
 from robust_prune.api import prepare
-from robust_prune.determinism import deterministic
 from robust_prune.errors import TrainingDivergedError
-from robust_prune.training import train, train_one_batch
+from robust_prune.training.adversarial import train, train_one_batch
+from robust_prune.training.determinism import deterministic
 
 
 def _model():
@@ -80,7 +80,7 @@ def test_fp16_attack_gradients_do_not_underflow():
     direction as fp32's."""
     import torch.nn.functional as F
 
-    from robust_prune.training import AttackGradientScaled
+    from robust_prune.training.adversarial import AttackGradientScaled
 
     torch.manual_seed(0)
     model, bundle = prepare("test_resnet", "digits", batch_size=128, seed=0)
@@ -115,7 +115,7 @@ def test_no_host_sync_per_training_step(objective, tiny_bundle, monkeypatch):
     PROGRESS_EVERY steps, moved past the end): a per-step ``.item()`` / ``.cpu()`` / ``bool(tensor)`` fails this."""
     from torch.utils.data import DataLoader, Subset
 
-    from robust_prune import training
+    from robust_prune.training import adversarial as training
 
     counts: dict[str, int] = {}
     for name in _HOST_SYNCS:
@@ -149,7 +149,7 @@ def test_a_run_says_its_global_batch_and_lr(tiny_bundle, capsys):
 
 def test_a_global_batch_that_does_not_split_over_the_processes_is_refused(tiny_bundle):
     from robust_prune.errors import ConfigError
-    from robust_prune.training import _global_batch
+    from robust_prune.training.adversarial import _global_batch
 
     cfg = TrainConfig(epochs=1, attack=AttackConfig(eps=0.1, steps=1))
     with pytest.raises(ConfigError, match="batch size 32 is the global batch.*3 processes.*multiple of 3, e.g. 30"):

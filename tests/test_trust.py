@@ -18,10 +18,10 @@ import torch
 from hub_server import HubServer
 
 import robust_prune as rp
-import robust_prune.hub as hub
+import robust_prune.publishing.hub as hub
 from robust_prune.api import RobustifyResult
 from robust_prune.errors import CheckpointError, PruningError, UntrustedConfigError
-from robust_prune.trust import LOADING_KEYS, check_model_args, constructor_keys
+from robust_prune.publishing.trust import LOADING_KEYS, check_model_args, constructor_keys
 
 torch.set_num_threads(1)
 

@@ -16,7 +16,7 @@ from robust_prune.models import NormalizedModel
 from robust_prune.pruning import prune
 from robust_prune.pruning.masks import current_masks, make_permanent
 from robust_prune.pruning.unstructured import prunable_layers, weight_prune
-from robust_prune.training import adversarial_loss, train
+from robust_prune.training.adversarial import adversarial_loss, train
 
 
 def _model(name: str = "test_resnet", seed: int = 0) -> NormalizedModel:

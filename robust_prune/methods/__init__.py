@@ -1,9 +1,9 @@
 """The methods ``robustify(method=...)`` runs, one module each, in a registry like timm's ``@register_model``.
 
 A method module (``dense``, ``prune``, ``lottery``, ``iwi``) registers a :class:`Method`, everything about the method
-in one place: its stages as data (:mod:`robust_prune.runner` carries them out, deriving every stage's seed from its
-name), the number of training epochs it spends (for equal-budget comparisons), its help text, the text its model
-card says about it and the defaults it gives the config. Everything that lists or validates methods
+in one place: its stages as data (:mod:`robust_prune.training.runner` carries them out, deriving every stage's seed
+from its name), the number of training epochs it spends (for equal-budget comparisons), its help text, the text its
+model card says about it and the defaults it gives the config. Everything that lists or validates methods
 (``RobustifyConfig``, the CLI's choices and help, :func:`list_methods`, the model card) reads this registry. This
 module holds only the registry; :mod:`robust_prune.api` imports the method modules, so importing ``robust_prune``
 registers all four.
@@ -28,7 +28,7 @@ from ..errors import ConfigError
 
 if TYPE_CHECKING:
     from ..config import RobustifyConfig
-    from ..runner import Step, Train
+    from ..training.runner import Step, Train
 
 __all__ = ["Method", "config_defaults", "get_method", "list_methods", "register_method", "ticket_methods"]
 
@@ -40,10 +40,10 @@ class Method:
     Attributes:
         name: the ``method=`` value.
         run: ``run(model, bundle, config, *, runner, progress) -> RobustifyResult``: carries out ``stages`` with
-            ``runner`` (the :class:`~robust_prune.runner.StageRunner` that checkpoints and resumes them) and
+            ``runner`` (the :class:`~robust_prune.training.runner.StageRunner` that checkpoints and resumes them) and
             measures the result.
-        stages: ``stages(config)``: the method's :class:`~robust_prune.runner.Train` and
-            :class:`~robust_prune.runner.Step` stages, in order.
+        stages: ``stages(config)``: the method's :class:`~robust_prune.training.runner.Train` and
+            :class:`~robust_prune.training.runner.Step` stages, in order.
         epochs: the training epochs a config of this method spends in all.
         help: one line for the CLI and the docs.
         card: what the model card says the method did.

@@ -10,16 +10,16 @@ import torch
 from torch import nn
 
 from ..config import RobustifyConfig
-from ..data import DataBundle
+from ..data.loading import DataBundle
 from ..distributed import model_device
+from ..evaluation.report import RobustnessReport
 from ..models import NormalizedModel
 from ..pruning.importance import get_importance
 from ..pruning.masks import make_permanent
 from ..pruning.record import PruningRecord
-from ..report import RobustnessReport
 from ..result import RobustifyResult, evaluate_for
-from ..runner import StageRunner
-from ..training import EpochStats, adversarial_loss
+from ..training.adversarial import EpochStats, adversarial_loss
+from ..training.runner import StageRunner
 from . import get_method
 
 __all__ = ["IMPORTANCE_BATCHES", "Ticket", "importance_loss", "run_stages", "seal_ticket"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..config import RobustifyConfig
-from ..runner import Step, Train
+from ..training.runner import Step, Train
 from . import register_method
 from ._stages import run_stages
 

@@ -19,10 +19,10 @@ Example:
 from __future__ import annotations
 
 from ..config import RobustifyConfig
-from ..inheritance import grow
+from ..inheritance.growth import grow
 from ..pruning.record import PruningRecord
 from ..result import evaluate_for
-from ..runner import StageContext, Step, Train
+from ..training.runner import StageContext, Step, Train
 from . import get_method, register_method
 from ._stages import run_stages, seal_ticket
 

@@ -34,13 +34,13 @@ from torch import nn
 from robust_prune.adapter_api import unwrap_model
 
 from ..config import RobustifyConfig, TrainConfig
-from ..data import DataBundle
+from ..data.loading import DataBundle
 from ..errors import CheckpointError, ConfigError
-from ..measure import count_macs_params
+from ..evaluation.measure import count_macs_params
 from ..pruning.api import PRUNERS
 from ..pruning.lottery import merge_channel_records, reinitialise, rewind, round_fraction, round_sparsities
 from ..pruning.record import PruningRecord
-from ..runner import StageContext, StageRunner, Step, Train
+from ..training.runner import StageContext, StageRunner, Step, Train
 from . import register_method
 from ._stages import Ticket, importance_loss, run_stages
 
@@ -91,7 +91,7 @@ def find_ticket(
         model: a timm model wrapped in NormalizedModel (as ``robustify`` prepares it).
         bundle: the data; ``config.pretrain`` trains each round.
         config: ``config.prune`` holds sparsity, structure, rounds, rewind_epoch, reinit and adversarial.
-        runner: checkpoints each round (a run-less :class:`~robust_prune.runner.StageRunner` when None).
+        runner: checkpoints each round (a run-less :class:`~robust_prune.training.runner.StageRunner` when None).
         progress: show progress bars.
 
     Example:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..config import RobustifyConfig
 from ..pruning import prune
 from ..pruning.record import PruningRecord
-from ..runner import StageContext, Step, Train
+from ..training.runner import StageContext, Step, Train
 from . import register_method
 from ._stages import importance_loss, run_stages
 

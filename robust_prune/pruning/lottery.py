@@ -23,7 +23,7 @@ from robust_prune.adapter_api import unwrap_model
 
 from ..config import PruneConfig
 from ..errors import ConfigError
-from ..measure import size_stats
+from ..evaluation.measure import size_stats
 from .record import PruningRecord, replay_history
 from .unstructured import load_dense_weights
 

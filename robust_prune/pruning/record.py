@@ -24,10 +24,10 @@ import timm
 import torch
 from torch import nn
 
+from ..data.transforms import FALLBACK_SIZE
 from ..distributed import model_device
 from ..errors import PruningError
 from ..models import eval_mode, input_size
-from ..transforms import FALLBACK_SIZE
 
 __all__ = ["PruningRecord", "apply_module_attrs", "quiet_unwrapped_parameters", "rebuild_model", "replay_history"]
 

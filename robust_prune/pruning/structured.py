@@ -19,7 +19,7 @@ from robust_prune.adapter_api import Adapter, get_adapter, timm_module, unwrap_m
 from ..config import PruneConfig
 from ..distributed import mean_across
 from ..errors import PruningError
-from ..measure import count_macs_params, output_width, size_stats
+from ..evaluation.measure import count_macs_params, output_width, size_stats
 from ..models import eval_mode, input_size
 from .guard import Broken, Steps, guarded
 from .importance import Importance, get_importance
@@ -150,7 +150,7 @@ def _channel_prune(
     steps.now = f"fix up the pruned layers ({type(adapter).__name__}.after_prune)"
     module_attrs = adapter.after_prune(inner, num_heads)
     undeclared = sorted({a for attrs in module_attrs.values() for a in attrs} - set(adapter.recorded_attrs))
-    if undeclared:  # a saved model would be refused on load (robust_prune.trust)
+    if undeclared:  # a saved model would be refused on load (robust_prune.publishing.trust)
         raise PruningError(
             f"The {adapter.name} adapter's after_prune set {undeclared}, which {type(adapter).__name__}.recorded_attrs "
             "does not declare; add them there."

@@ -23,8 +23,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..errors import ConfigError, DatasetError
 from .catalog import DATASETS
-from .errors import ConfigError, DatasetError
 
 __all__ = [
     "ImageTransform",
@@ -128,6 +128,6 @@ class ImageTransform:
 
 def image_transform(kind: str, image_size: int, *, channels: int, train: bool, augment: bool) -> ImageTransform:
     """The transform of one split: augmented when ``train`` and ``augment`` and ``kind`` (a dataset name or
-    ``"imagefolder"``) declares one (:mod:`robust_prune.catalog`)."""
+    ``"imagefolder"``) declares one (:mod:`robust_prune.data.catalog`)."""
     style = DATASETS[kind].augmentation if kind in DATASETS else None
     return ImageTransform(image_size, channels, style if (train and augment) else None)

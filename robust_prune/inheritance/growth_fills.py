@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["FUNCTION_PRESERVING", "fill_channels", "fill_weights", "kept_along", "net2net_sources"]
 

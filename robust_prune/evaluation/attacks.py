@@ -7,11 +7,11 @@ found them: torchattacks reseeds the global generator (APGD, FAB, Square), leave
 
 Example:
     >>> import timm
-    >>> from robust_prune.data import first_n, load_data
+    >>> from robust_prune.data.loading import first_n, load_data
     >>> model = timm.create_model("test_resnet", num_classes=10).eval()
     >>> x, y = first_n(load_data("digits").test, 8)
     >>> from robust_prune import AttackConfig
-    >>> from robust_prune.attacks import run_attack
+    >>> from robust_prune.evaluation.attacks import run_attack
     >>> x_adv = run_attack(model, x, y, AttackConfig(name="pgd", eps=8 / 255, steps=10))
     >>> bool((x_adv - x).abs().max() <= 8 / 255 + 1e-6), bool(x_adv.min() >= 0 and x_adv.max() <= 1)
     (True, True)
@@ -27,9 +27,9 @@ import torch
 import torchattacks
 from torch import nn
 
-from .config import AttackConfig
-from .errors import ConfigError
-from .models import eval_mode
+from ..config import AttackConfig
+from ..errors import ConfigError
+from ..models import eval_mode
 
 __all__ = ["build_attack", "run_attack", "run_attack_detailed", "preserve_state"]
 
@@ -86,7 +86,7 @@ def run_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, con
 
     Example:
         >>> import timm
-        >>> from robust_prune.data import first_n, load_data
+        >>> from robust_prune.data.loading import first_n, load_data
         >>> model = timm.create_model("test_resnet", num_classes=10).eval()
         >>> x, y = first_n(load_data("digits").test, 8)
         >>> x_adv = run_attack(model, x, y, AttackConfig(name="apgd-ce", eps=0.1, steps=5))
@@ -106,7 +106,7 @@ def run_attack_detailed(
 
     Example:
         >>> import timm
-        >>> from robust_prune.data import first_n, load_data
+        >>> from robust_prune.data.loading import first_n, load_data
         >>> model = timm.create_model("test_resnet", num_classes=10).eval()
         >>> x, y = first_n(load_data("digits").test, 8)
         >>> x_adv, info = run_attack_detailed(model, x, y, AttackConfig(name="autoattack", eps=0.5))

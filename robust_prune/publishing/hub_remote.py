@@ -7,7 +7,7 @@ client raises is turned into a :class:`~robust_prune.errors.HubError` that says 
 
 Example:
     >>> import robust_prune as rp
-    >>> from robust_prune.hub_remote import download_folder
+    >>> from robust_prune.publishing.hub_remote import download_folder
     >>> result = rp.robustify("test_resnet", epochs=0, finetune_epochs=0, eval_n=8, eval_steps=1, progress=False)
     >>> url = result.push_to_hub("me/test_resnet-digits-robust")
     >>> folder = download_folder("me/test_resnet-digits-robust")
@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
-from .errors import HubError, NotARobustPruneFolderError
+from ..errors import HubError, NotARobustPruneFolderError
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

@@ -1,9 +1,9 @@
-"""Honest robustness evaluation: the attack loop that fills a :class:`~robust_prune.report.RobustnessReport`.
+"""Honest robustness evaluation: the attack loop that fills a :class:`~robust_prune.evaluation.report.RobustnessReport`.
 
-The report's schema lives in :mod:`robust_prune.report`, the size and speed metrics in
-:mod:`robust_prune.measure`, the gradient-masking checks in :mod:`robust_prune.sanity`. Models are evaluated in
-eval mode on pixel-space inputs. Each attack runs on the points the model classifies correctly; ``worst-case``
-counts a point as robust only if every attack failed on it.
+The report's schema lives in :mod:`robust_prune.evaluation.report`, the size and speed metrics in
+:mod:`robust_prune.evaluation.measure`, the gradient-masking checks in :mod:`robust_prune.evaluation.sanity`. Models
+are evaluated in eval mode on pixel-space inputs. Each attack runs on the points the model classifies correctly;
+``worst-case`` counts a point as robust only if every attack failed on it.
 
 Example:
     >>> import timm, robust_prune as rp
@@ -30,18 +30,18 @@ from tqdm.auto import tqdm
 
 from robust_prune.adapter_api import get_adapter
 
+from ..config import AttackConfig
+from ..data.hf_datasets import default_side, hf_splits, is_hf_data
+from ..data.loading import DataBundle, check_pixels, first_n, load_data
+from ..data.transforms import resolve_image_size
+from ..distributed import gather_objects, merge_shards, model_device, shard_mask
+from ..errors import ConfigError
+from ..models import eval_mode
 from ._attack_zoo import AUTOATTACK_BUDGETS, CW_MIN_STEPS, SQUARE_QUERIES
 from .attacks import run_attack_detailed
-from .config import AttackConfig
-from .data import DataBundle, check_pixels, first_n, load_data
-from .distributed import gather_objects, merge_shards, model_device, shard_mask
-from .errors import ConfigError
-from .hf_datasets import default_side, hf_splits, is_hf_data
 from .measure import channel_ratio, count_macs_params, emptied_layers, measure_latency, weight_sparsity
-from .models import eval_mode
 from .report import AttackResult, RobustnessReport, wilson_interval
 from .sanity import run_sanity_checks
-from .transforms import resolve_image_size
 
 __all__ = ["evaluate", "evaluation_loader"]
 
@@ -60,7 +60,7 @@ def evaluation_loader(
     with the data's name and default L-inf eps (None for a user's loader: it carries no budget).
 
     ``data_dir`` is the folder of a torchvision dataset; ``image_size`` the evaluated resolution (default as in
-    :func:`robust_prune.data.load_data`: the dataset's own, an image folder at the model's input size)."""
+    :func:`robust_prune.data.loading.load_data`: the dataset's own, an image folder at the model's input size)."""
     if isinstance(data, DataLoader):
         return data, "loader", None
     if isinstance(data, DataBundle):
@@ -111,7 +111,7 @@ def evaluation_device(model: nn.Module, device: str | torch.device | None = None
         return torch.device(device)
     own = model_device(model)
     if own.type == "cpu" and torch.cuda.is_available():
-        from .distributed import device as process_device
+        from ..distributed import device as process_device
 
         return process_device()
     return own
@@ -190,7 +190,7 @@ def evaluate(
         seed: seeds every attack (the global RNG is left alone).
         latency: also measure the latency per image on the model's device.
         progress: show one progress bar with an ETA over all attacks.
-        sanity: run the gradient-masking checks (:mod:`robust_prune.sanity`) on up to ``sanity_n`` points;
+        sanity: run the gradient-masking checks (:mod:`robust_prune.evaluation.sanity`) on up to ``sanity_n`` points;
             failures are stored in ``report.sanity``, warned about, and bannered when printed.
         data_dir: the local folder of a named torchvision dataset (``"cifar10"``...).
         image_size: the evaluated resolution (default: the dataset's own; an image folder at the model's input

@@ -26,8 +26,8 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .catalog import DATASETS
-from .report import AttackResult, RobustnessReport
+from ..data.catalog import DATASETS
+from ..evaluation.report import AttackResult, RobustnessReport
 
 __all__ = [
     "CITATION",
@@ -333,6 +333,6 @@ def build_model_card(
 
 def _method_text(method: str) -> str:
     """What the method's registration says it did (a method this version does not know: its name)."""
-    from .methods import get_method, list_methods
+    from ..methods import get_method, list_methods
 
     return get_method(method).card if method in list_methods() else f"Method `{method}`."

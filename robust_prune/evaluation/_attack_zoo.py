@@ -1,6 +1,6 @@
 """The evaluation-only attacks: APGD-CE, APGD-DLR, CW, Square and AutoAttack as a per-point cascade.
 
-``build_extra_attack`` is called by :func:`robust_prune.attacks.build_attack` for every name other than
+``build_extra_attack`` is called by :func:`robust_prune.evaluation.attacks.build_attack` for every name other than
 ``fgsm`` and ``pgd``. ``autoattack`` is the reference budget of fra31/auto-attack and RobustBench
 (APGD-CE 100 iterations, APGD-T 100 iterations x 9 targets, FAB-T 100 iterations x 9 targets,
 Square 5,000 queries), not torchattacks' lighter default; ``autoattack-fast`` is the explicitly
@@ -23,8 +23,8 @@ import torch
 import torchattacks
 from torch import nn
 
-from .config import AttackConfig
-from .errors import ConfigError
+from ..config import AttackConfig
+from ..errors import ConfigError
 
 __all__ = ["AutoAttackBudget", "AutoAttackCascade", "AUTOATTACK_BUDGETS", "build_extra_attack", "CW_MIN_STEPS"]
 

@@ -2,7 +2,7 @@
 
 Example:
     >>> import timm, torch
-    >>> from robust_prune.measure import count_macs_params, weight_sparsity
+    >>> from robust_prune.evaluation.measure import count_macs_params, weight_sparsity
     >>> model = timm.create_model("test_resnet", num_classes=10)
     >>> macs, params = count_macs_params(model, torch.rand(1, 3, 32, 32))
     >>> macs > 0 and params == sum(p.numel() for p in model.parameters())
@@ -22,10 +22,10 @@ from torch import nn
 
 from robust_prune.adapter_api import unwrap_model
 
-from .models import eval_mode
+from ..models import eval_mode
 
 if TYPE_CHECKING:
-    from .pruning.record import PruningRecord
+    from ..pruning.record import PruningRecord
 
 __all__ = [
     "channel_ratio",

@@ -16,7 +16,7 @@ within the method: ``"pretrain"``, ``"prune"``, ``"round-2"``, ``"grow"``...): a
 
 On resume, the first call restores the latest checkpoint's architecture (a channel-pruned record is replayed),
 masks and weights into the model (:meth:`StageRunner.restore`). The checkpoint format is
-:mod:`robust_prune.checkpoint`'s.
+:mod:`robust_prune.training.checkpoint`'s.
 
 Example:
     >>> runner = StageRunner()          # no run directory: every stage runs, nothing is written
@@ -36,16 +36,16 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from ..distributed import model_device
+from ..errors import CheckpointError, ConfigError
+from ..pruning.masks import apply_masks
+from ..pruning.record import PruningRecord
+from .adversarial import EpochStats, train
 from .checkpoint import RunDirectory, set_rng_state
-from .distributed import model_device
-from .errors import CheckpointError, ConfigError
-from .pruning.masks import apply_masks
-from .pruning.record import PruningRecord
-from .training import EpochStats, train
 
 if TYPE_CHECKING:
-    from .config import RobustifyConfig, TrainConfig
-    from .data import DataBundle
+    from ..config import RobustifyConfig, TrainConfig
+    from ..data.loading import DataBundle
 
 __all__ = ["Outcome", "StageContext", "StageRunner", "Step", "Train", "open_run_directory", "stage_seed"]
 
@@ -239,10 +239,10 @@ class StageRunner:
         on_epoch_end: Callable[..., None] | None = None,
         **kwargs: Any,
     ) -> list[EpochStats]:
-        """:func:`robust_prune.training.train` for one named stage, skipping, resuming or checkpointing it.
+        """:func:`robust_prune.training.adversarial.train` for one named stage, skipping, resuming or checkpointing it.
 
         Args:
-            model, loader, config: as for :func:`robust_prune.training.train`.
+            model, loader, config: as for :func:`robust_prune.training.adversarial.train`.
             stage: the stage's checkpoint name (unique within the method).
             label: the name shown in progress bars and statistics (default ``stage``).
             on_epoch_end: called after each epoch like ``train``'s hook, before the epoch is checkpointed.
@@ -316,7 +316,7 @@ def open_run_directory(
     *,
     overwrite: bool = False,
 ) -> RunDirectory | None:
-    """The :class:`~robust_prune.checkpoint.RunDirectory` for ``robustify(run_dir=..., resume=...)``, started
+    """The :class:`~robust_prune.training.checkpoint.RunDirectory` for ``robustify(run_dir=..., resume=...)``, started
     (None when neither is given).
 
     ``resume`` is a run directory, or True to continue ``run_dir``. The model's architecture and the

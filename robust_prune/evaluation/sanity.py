@@ -14,7 +14,7 @@ and returns their dictionaries, which :func:`robust_prune.evaluate` stores in th
 
 Example:
     >>> import timm
-    >>> from robust_prune.data import first_n, load_data
+    >>> from robust_prune.data.loading import first_n, load_data
     >>> model = timm.create_model("test_resnet", num_classes=10).eval()
     >>> x, y = first_n(load_data("digits").test, 8)
     >>> checks = run_sanity_checks(model, x, y, attack=AttackConfig(eps=0.1, steps=2))
@@ -32,8 +32,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..config import AttackConfig
 from .attacks import preserve_state, run_attack
-from .config import AttackConfig
 
 __all__ = [
     "SanityCheck",
@@ -177,7 +177,7 @@ def run_sanity_checks(
 
     Example:
         >>> import timm
-        >>> from robust_prune.data import first_n, load_data
+        >>> from robust_prune.data.loading import first_n, load_data
         >>> model = timm.create_model("test_resnet", num_classes=10).eval()
         >>> x, y = first_n(load_data("digits").test, 8)
         >>> checks = run_sanity_checks(model, x, y, attack=AttackConfig(eps=0.1, steps=2), clean_accuracy=0.5,

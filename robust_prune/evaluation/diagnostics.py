@@ -16,10 +16,10 @@ not a certified bound (skip connections add, they do not multiply).
 
 Example:
     >>> import timm
-    >>> from robust_prune.data import first_n, load_data
+    >>> from robust_prune.data.loading import first_n, load_data
     >>> model = timm.create_model("test_resnet", num_classes=10).eval()
     >>> x, y = first_n(load_data("digits").test, 8)
-    >>> from robust_prune.diagnostics import sparsity_diagnostics
+    >>> from robust_prune.evaluation.diagnostics import sparsity_diagnostics
     >>> diag = sparsity_diagnostics(model, x, y, eps=0.1, steps=2)
     >>> print(diag)  # doctest: +ELLIPSIS
     Sparsity diagnostics (8 points, Linf eps=0.1)
@@ -40,10 +40,10 @@ from torch import nn
 
 from robust_prune.adapter_api import unwrap_model
 
+from ..config import AttackConfig
+from ..distributed import model_device
+from ..errors import ConfigError
 from .attacks import preserve_state, run_attack
-from .config import AttackConfig
-from .distributed import model_device
-from .errors import ConfigError
 from .measure import weight_sparsity
 
 __all__ = [
@@ -174,7 +174,7 @@ def output_change(
 
     Example:
         >>> import timm
-        >>> from robust_prune.data import first_n, load_data
+        >>> from robust_prune.data.loading import first_n, load_data
         >>> model = timm.create_model("test_resnet", num_classes=10).eval()
         >>> x, y = first_n(load_data("digits").test, 8)
         >>> sorted(output_change(model, x, y, eps=0.1, steps=2))
@@ -199,7 +199,7 @@ def activation_flips(model: nn.Module, x: torch.Tensor, x_perturbed: torch.Tenso
 
     Example:
         >>> import timm
-        >>> from robust_prune.data import first_n, load_data
+        >>> from robust_prune.data.loading import first_n, load_data
         >>> model = timm.create_model("test_resnet", num_classes=10).eval()
         >>> x, y = first_n(load_data("digits").test, 8)
         >>> x_adv = (x + 0.1 * torch.randn_like(x)).clamp(0, 1)
@@ -295,7 +295,7 @@ def sparsity_diagnostics(
 
     Example:
         >>> import timm
-        >>> from robust_prune.data import first_n, load_data
+        >>> from robust_prune.data.loading import first_n, load_data
         >>> model = timm.create_model("test_resnet", num_classes=10).eval()
         >>> x, y = first_n(load_data("digits").test, 8)
         >>> diag = sparsity_diagnostics(model, x, y, eps=0.1, steps=2)
@@ -343,8 +343,8 @@ def diagnose(
         Sparsity diagnostics (16 points, Linf eps=0.1)
         ...
     """
-    from .data import first_n
-    from .evaluation import evaluation_loader
+    from ..data.loading import first_n
+    from .robustness import evaluation_loader
 
     loader, name, default_eps = evaluation_loader(
         data, model, batch_size=batch_size, data_dir=data_dir, image_size=image_size

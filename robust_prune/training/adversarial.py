@@ -7,7 +7,7 @@ the global RNG stream that drives shuffling and augmentation.
 Example:
     >>> from robust_prune import TrainConfig, AttackConfig
     >>> from robust_prune.api import prepare
-    >>> from robust_prune.training import train
+    >>> from robust_prune.training.adversarial import train
     >>> model, bundle = prepare("test_resnet", "digits")
     >>> config = TrainConfig(epochs=1, attack=AttackConfig(eps=0.1, steps=1))
     >>> history = train(model, bundle.train, config=config, progress=False)
@@ -32,12 +32,12 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from . import distributed
-from .attacks import preserve_state, run_attack
-from .config import AttackConfig, TrainConfig
-from .data import check_batch_shape, pixel_faults, raise_bad_pixels
-from .errors import ConfigError, TrainingDivergedError
-from .models import eval_mode
+from .. import distributed
+from ..config import AttackConfig, TrainConfig
+from ..data.loading import check_batch_shape, pixel_faults, raise_bad_pixels
+from ..errors import ConfigError, TrainingDivergedError
+from ..evaluation.attacks import preserve_state, run_attack
+from ..models import eval_mode
 from .sync_bn import synced_batchnorm, use_sync_bn
 
 __all__ = [
@@ -148,7 +148,7 @@ def train_one_batch(
 
     Example:
         >>> import timm
-        >>> from robust_prune.data import first_n, load_data
+        >>> from robust_prune.data.loading import first_n, load_data
         >>> x, y = first_n(load_data("digits").train, 16)
         >>> model = timm.create_model("test_resnet", num_classes=10)
         >>> loss = train_one_batch(model, x, y, attack=AttackConfig(eps=0.03, steps=2))

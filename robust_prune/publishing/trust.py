@@ -39,8 +39,8 @@ import torch
 
 from robust_prune.adapter_api import adapter_by_name
 
-from .errors import ModelAdaptationError, UntrustedConfigError
-from .transforms import FALLBACK_SIZE
+from ..data.transforms import FALLBACK_SIZE
+from ..errors import ModelAdaptationError, UntrustedConfigError
 
 __all__ = [
     "LOADING_KEYS",

@@ -1,7 +1,7 @@
 """The robustness report: what :func:`robust_prune.evaluate` measured, as data that round-trips JSON and Markdown.
 
 Example:
-    >>> from robust_prune.report import RobustnessReport
+    >>> from robust_prune.evaluation.report import RobustnessReport
     >>> report = RobustnessReport(clean_accuracy=0.9, n=100)
     >>> RobustnessReport.from_json(report.to_json()) == report
     True

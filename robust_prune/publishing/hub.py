@@ -14,9 +14,9 @@ What loads is what was measured:
   is checked to rebuild the saved shapes;
 - a loaded model carries its record, report and config section into the next save, so load -> save -> load gives
   the same outputs, record and files;
-- a downloaded config.json is checked (:mod:`robust_prune.trust`) before any weight file is opened;
+- a downloaded config.json is checked (:mod:`robust_prune.publishing.trust`) before any weight file is opened;
 - a push makes the repository's robust_prune files exactly this model's, in one commit
-  (see :mod:`robust_prune.hub_remote`).
+  (see :mod:`robust_prune.publishing.hub_remote`).
 
 Example:
     >>> import robust_prune as rp, torch
@@ -44,15 +44,15 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from ._version import __version__
-from .atomic import replaced_folder, write_json, write_safetensors, write_text
-from .distributed import main_process_only
-from .errors import CheckpointError, NotARobustPruneFolderError
+from .._version import __version__
+from ..atomic import replaced_folder, write_json, write_safetensors, write_text
+from ..distributed import main_process_only
+from ..errors import CheckpointError, NotARobustPruneFolderError
+from ..evaluation.report import RobustnessReport
+from ..models import NormalizedModel, base_model_of
+from ..pruning.masks import folded_state
+from ..pruning.record import PruningRecord
 from .hub_remote import FOLDER_FILES
-from .models import NormalizedModel, base_model_of
-from .pruning.masks import folded_state
-from .pruning.record import PruningRecord
-from .report import RobustnessReport
 from .trust import check_config
 
 if TYPE_CHECKING:
@@ -283,7 +283,7 @@ def push_folder(folder: str | os.PathLike[str], repo_id: str, **push: Unpack[Pus
     commit also deletes the repository's robust_prune files this folder does not have (e.g. the masks or report
     of a model pushed there before), so the repository then holds exactly this model; its other files stay.
     Returns the commit URL (an empty string on the non-main processes of a distributed run, which push nothing).
-    ``**push`` takes :class:`~robust_prune.hub_remote.PushOptions`: ``private``, ``token``, ``revision`` and
+    ``**push`` takes :class:`~robust_prune.publishing.hub_remote.PushOptions`: ``private``, ``token``, ``revision`` and
     ``commit_message``.
 
     Raises:
@@ -322,7 +322,7 @@ def push_to_hub(
 ) -> str:
     """Save a ``RobustifyResult`` (or a model with its record and report) and publish it in one commit.
 
-    ``**push`` takes :class:`~robust_prune.hub_remote.PushOptions` (``private``, ``token``, ``revision``,
+    ``**push`` takes :class:`~robust_prune.publishing.hub_remote.PushOptions` (``private``, ``token``, ``revision``,
     ``commit_message``). The token comes from ``token``, ``HF_TOKEN`` or ``hf auth login``; it is never written or
     logged. Returns the commit URL (an empty string on the non-main processes of a distributed run, which push nothing).
 
@@ -391,7 +391,7 @@ def from_pretrained(
     """Load a robust_prune model from a local folder or a Hugging Face Hub repository (``"me/name"`` or
     ``"hf://me/name"``).
 
-    config.json is checked first (:mod:`robust_prune.trust`: a plain timm architecture, constructor arguments
+    config.json is checked first (:mod:`robust_prune.publishing.trust`: a plain timm architecture, constructor arguments
     only, declared module attributes only); then the architecture is rebuilt from the timm name and the pruning
     record, and the safetensors weights are loaded with ``strict=True``. Nothing is unpickled. Returns the model
     (a :class:`~robust_prune.models.NormalizedModel`: normalisation inside, eval mode) carrying its ``record``, its
@@ -424,7 +424,7 @@ def from_pretrained(
         name = name[len("hf://") :]
     elif Path(name).exists():
         return load_folder(name)
-    from .errors import HubError
+    from ..errors import HubError
     from .hub_remote import download_folder, validate_repo_id
 
     try:

@@ -26,10 +26,10 @@ from torch import nn
 
 from robust_prune.adapter_api import get_adapter, unwrap_model
 
-from .atomic import write_file
-from .distributed import model_device
-from .errors import MissingDependencyError
-from .models import eval_mode, input_size
+from ..atomic import write_file
+from ..distributed import model_device
+from ..errors import MissingDependencyError
+from ..models import eval_mode, input_size
 
 __all__ = ["export_onnx", "require_export_dependencies"]
 

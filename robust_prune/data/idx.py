@@ -2,7 +2,7 @@
 
 Files are looked for in ``data_dir`` itself, in torchvision's layout under it (``data_dir/FashionMNIST/raw``), and,
 without a ``data_dir``, in the system dataset folder where Debian's packages put them
-(:func:`robust_prune.catalog.system_dataset_dir`). Every file is checked before use (magic number, header sizes
+(:func:`robust_prune.data.catalog.system_dataset_dir`). Every file is checked before use (magic number, header sizes
 against the bytes, image and label counts) and fingerprinted (sha256), so a run records exactly what it read.
 
 Example:
@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..errors import CorruptDatasetError, DatasetNotFoundError
 from .catalog import DatasetInfo, system_dataset_dir
-from .errors import CorruptDatasetError, DatasetNotFoundError
 
 __all__ = ["IdxSplit", "IdxFiles", "find_idx_files", "read_idx", "write_idx", "load_idx_dataset"]
 

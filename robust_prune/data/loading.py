@@ -2,12 +2,13 @@
 
 The embedded default is scikit-learn's ``load_digits`` (1,797 real 8x8 handwritten digits, shipped inside
 scikit-learn), split 80/20 with a fixed seed and resized. Each named dataset is declared once in
-:mod:`robust_prune.catalog`; the MNIST family is read from its official IDX files wherever they are
-(:mod:`robust_prune.idx`), CIFAR and SVHN through torchvision from a local folder (``download=False`` unless asked).
+:mod:`robust_prune.data.catalog`; the MNIST family is read from its official IDX files wherever they are
+(:mod:`robust_prune.data.idx`), CIFAR and SVHN through torchvision from a local folder (``download=False`` unless
+asked).
 An image folder is ``root/train`` and ``root/test`` (or ``val``).
 
 Example:
-    >>> from robust_prune.data import load_data
+    >>> from robust_prune.data.loading import load_data
     >>> bundle = load_data("digits", image_size=32, channels=3)
     >>> x, y = next(iter(bundle.train))
     >>> x.shape[1:], float(x.min()) >= 0.0, float(x.max()) <= 1.0
@@ -23,9 +24,9 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
+from ..errors import ConfigError, DatasetError, DatasetNotFoundError, NonFiniteImagesError
 from .bundle import DataBundle, FittedDataset, make_loader
 from .catalog import DATASETS, dataset_info, default_eps, named_datasets
-from .errors import ConfigError, DatasetError, DatasetNotFoundError, NonFiniteImagesError
 from .idx import load_idx_dataset
 from .transforms import check_image_size, fit_images, image_transform, resolve_image_size
 
@@ -263,10 +264,10 @@ def load_data(
 
     Args:
         data: ``None`` or ``"digits"`` (embedded), a dataset name (``"mnist"``, ``"fashion-mnist"``,
-            ``"cifar10"``, ``"cifar100"``, ``"svhn"``: :mod:`robust_prune.catalog`), a path to an image folder,
+            ``"cifar10"``, ``"cifar100"``, ``"svhn"``: :mod:`robust_prune.data.catalog`), a path to an image folder,
             ``(train, test)`` loaders, or
             Hugging Face data: a ``DatasetDict``, a ``(train, test)`` pair of ``datasets.Dataset`` or
-            ``"hf:REPO[:CONFIG]"`` (:mod:`robust_prune.hf_datasets`).
+            ``"hf:REPO[:CONFIG]"`` (:mod:`robust_prune.data.hf_datasets`).
         image_size: the side images are resized to (None: the dataset's native resolution, 32 for an image
             folder; :func:`robust_prune.api.prepare` picks the model's input size for folders).
         channels: what the model takes; channels are matched.
@@ -278,7 +279,7 @@ def load_data(
         seed: fixes the digits split and the shuffling order.
         num_workers, pin_memory: DataLoader workers, and pinned host memory (None: when CUDA is present).
         num_classes: for ``(train, test)`` loaders, the number of classes (inferred from labels if None).
-        augment: augment the training split (:mod:`robust_prune.transforms`: crop + flip for CIFAR/SVHN,
+        augment: augment the training split (:mod:`robust_prune.data.transforms`: crop + flip for CIFAR/SVHN,
             RandomResizedCrop + flip for image folders, nothing for digits/MNIST).
         train_subset: train on this many images of the training split (a seeded random subset; None: all).
         image_column, label_column: Hugging Face data's columns (None: ``image``/``img``, ``label``/``labels``).

@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import DatasetError
+from ..errors import DatasetError
 
 __all__ = ["DatasetInfo", "DATASETS", "dataset_info", "named_datasets", "dataset_by_hub_id", "default_eps", "IDX_FILES",
            "system_dataset_dir"]

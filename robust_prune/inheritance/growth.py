@@ -25,7 +25,7 @@ survivors of the replay name where they came from. New entries are filled by ``i
 
 Weight tickets: the masks are lifted; pruned weights start at zero (``"zero-out"``/``"zero"``, exactly
 the ticket's function), small (``"small-out"``) or fresh (``"random"``), and every weight trains.
-The fills live in :mod:`robust_prune.growth_fills`.
+The fills live in :mod:`robust_prune.inheritance.growth_fills`.
 
 The method ``robustify(method="iwi")`` (:mod:`robust_prune.methods.iwi`) chains: a ticket (``prune`` or
 ``lottery``) -> ``grow`` -> adversarial training of the full-width model.
@@ -51,13 +51,13 @@ from torch import nn
 
 from robust_prune.adapter_api import adapter_by_name, unwrap_model
 
-from .config import GROW_INITS, GROW_OUT_SCALE
-from .errors import ConfigError, PruningError
+from ..config import GROW_INITS, GROW_OUT_SCALE
+from ..errors import ConfigError, PruningError
+from ..models import NormalizedModel, eval_mode
+from ..pruning.guard import Steps, guarded
+from ..pruning.masks import folded_state
+from ..pruning.record import PruningRecord, replay_history
 from .growth_fills import FUNCTION_PRESERVING, fill_channels, fill_weights
-from .models import NormalizedModel, eval_mode
-from .pruning.guard import Steps, guarded
-from .pruning.masks import folded_state
-from .pruning.record import PruningRecord, replay_history
 
 __all__ = ["GrowResult", "GrowthInfo", "grow", "origin_indices"]
 

@@ -1,5 +1,5 @@
 """The run directory's format: ``run.json`` and one folder per checkpoint, written so that a kill leaves the last
-complete checkpoint readable. :mod:`robust_prune.runner` decides when to write and how to resume.
+complete checkpoint readable. :mod:`robust_prune.training.runner` decides when to write and how to resume.
 
 A run directory holds ``run.json`` (the configuration and its fingerprint) and ``checkpoints/``, one
 folder per checkpoint: ``model.safetensors`` (weights), ``masks.safetensors`` (weight masks, if
@@ -29,9 +29,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from . import distributed
-from .atomic import remove_temporaries, save_torch, temp_name, write_json, write_safetensors, write_text
-from .errors import CheckpointError, ConfigError, RunDirectoryExistsError, RunDirectoryMismatchError
+from .. import distributed
+from ..atomic import remove_temporaries, save_torch, temp_name, write_json, write_safetensors, write_text
+from ..errors import CheckpointError, ConfigError, RunDirectoryExistsError, RunDirectoryMismatchError
 
 __all__ = ["Checkpoint", "RunDirectory", "config_fingerprint", "rng_state", "set_rng_state"]
 

@@ -3,7 +3,7 @@
 The image column (PIL images or arrays) and the label column (``ClassLabel`` or ints) are found by name (``image`` /
 ``img``, ``label`` / ``labels``, else the only ``Image`` / ``ClassLabel`` column) or given (``image_column=``,
 ``label_column=``). Every image becomes a [0, 1] float CHW tensor (integer pixels / 255) and then goes through the
-same resize, channel matching and augmentation as every other source (:mod:`robust_prune.transforms`). Images are
+same resize, channel matching and augmentation as every other source (:mod:`robust_prune.data.transforms`). Images are
 read at their own size unless ``image_size`` is given; mixed or non-square sizes then need ``image_size``.
 
 A repository named like one of the built-in datasets (``"uoft-cs/cifar10"``, ``"ylecun/mnist"``...) gets that
@@ -32,9 +32,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..errors import DatasetError, DatasetNotFoundError, MissingDependencyError
 from .bundle import DataBundle, FittedDataset, make_loader
 from .catalog import DATASETS, dataset_by_hub_id, default_eps
-from .errors import DatasetError, DatasetNotFoundError, MissingDependencyError
 from .transforms import check_image_size, image_transform
 
 __all__ = [
@@ -333,7 +333,7 @@ def image_side(splits: HFSplits, image_size: int | None) -> int:
 
 
 def default_side(data: Any, image_size: int | None, fallback: int | None) -> int | None:
-    """The default read size of ``data`` for :func:`~robust_prune.transforms.resolve_image_size`'s ``pretrained``:
+    """The default read size of ``data`` for :func:`~robust_prune.data.transforms.resolve_image_size`'s ``pretrained``:
     converted Hugging Face splits are read at their own size (:func:`image_side`), anything else at ``fallback``.
 
     Example:
@@ -367,7 +367,7 @@ def load_hf_data(
     image_column: str | None = None,
     label_column: str | None = None,
 ) -> HFDataBundle:
-    """:func:`robust_prune.data.load_data` for Hugging Face data (see there for the arguments).
+    """:func:`robust_prune.data.loading.load_data` for Hugging Face data (see there for the arguments).
 
     Example:
         >>> from torch.utils.data import TensorDataset

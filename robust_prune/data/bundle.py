@@ -1,11 +1,11 @@
 """What every source of data becomes: a :class:`DataBundle` of train and test loaders of [0, 1] images, built from
 datasets fitted to the model (:class:`FittedDataset`) by :func:`make_loader`. Shared by the named datasets, image
-folders (:mod:`robust_prune.data`) and Hugging Face data (:mod:`robust_prune.hf_datasets`).
+folders (:mod:`robust_prune.data.loading`) and Hugging Face data (:mod:`robust_prune.data.hf_datasets`).
 
 Example:
     >>> import torch
     >>> from torch.utils.data import TensorDataset
-    >>> from robust_prune.transforms import image_transform
+    >>> from robust_prune.data.transforms import image_transform
     >>> base = TensorDataset(torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 0, 1]))
     >>> fitted = FittedDataset(base, image_transform("digits", 16, channels=3, train=False, augment=False))
     >>> tuple(next(iter(make_loader(fitted, 2, False, 0, 0, False)))[0].shape)
@@ -69,8 +69,8 @@ def _len(loader: DataLoader) -> int | None:
 
 
 class FittedDataset(Dataset):
-    """Another dataset's [0, 1] images through a :class:`~robust_prune.transforms.ImageTransform` (resize, channels,
-    augmentation)."""
+    """Another dataset's [0, 1] images through a :class:`~robust_prune.data.transforms.ImageTransform` (resize,
+    channels, augmentation)."""
 
     def __init__(self, base: Dataset, transform: ImageTransform) -> None:
         self.base, self.transform = base, transform
