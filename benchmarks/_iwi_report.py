@@ -117,7 +117,8 @@ def best_variant(records: Sequence[Mapping[str, Any]], budget: Any) -> str | Non
 
 
 def iwi_default(variant: str, budget: Any) -> dict[str, Any]:
-    """``robust_prune.methods.iwi.IWI_DEFAULT`` for an ``"iwi:<ticket_method>/<structure>/<init>"`` variant of ``budget``.
+    """``robust_prune.methods.iwi.IWI_DEFAULT`` for a ``"iwi:<ticket_method>/<structure>/<init>"`` variant of
+    ``budget``.
 
     Example:
         >>> from benchmarks.iwi import FULL
