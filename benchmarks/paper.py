@@ -20,6 +20,7 @@ import copy
 import dataclasses
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -243,8 +244,8 @@ def _wilson(p: float, n: int) -> tuple[float, float]:
     return wilson_interval(round(p * n), n)
 
 
-def build_cells(budget: Budget, seeds: int, runner: _Runner) -> list[Cell]:
-    """The grid, seed-major so that each seed's shared dense model is trained once."""
+def build_cells(budget: Budget, seeds: int, runner: _Runner, *, first_seed: int = 0) -> list[Cell]:
+    """The grid of seeds ``first_seed`` to ``seeds - 1``, seed-major: each seed's shared dense model trains once."""
     b, r = budget, runner
     cells: list[Cell] = []
 
@@ -257,7 +258,7 @@ def build_cells(budget: Budget, seeds: int, runner: _Runner) -> list[Cell]:
 
         cells.append(Cell(finding, method, structure, s, seed, run))
 
-    for seed in range(seeds):
+    for seed in range(first_seed, seeds):
         if "f1" in b.findings:
             # sparsity 0: the shared dense model trained for the same extra epochs as the pruned ones
             add(
@@ -304,6 +305,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "about 6 CPU-hours; resumable with --resume)")
     parser.add_argument("--findings", default=None, help="comma-separated subset of f1,f2,f3")
     parser.add_argument("--resume", action="store_true", help="skip cells already finished with the same budget")
+    parser.add_argument("--first-seed", type=int, default=0, help="run seeds from this one (to split a study over "
+                        "machines or processes; each part writes its own --out-dir)")
+    parser.add_argument("--resume-from", action="append", default=[], metavar="JSON", help="also reuse the finished "
+                        "cells of this results file (same budget); repeatable: merges the parts of a split study")
     parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
     parser.add_argument("--name", default=None, help="results file stem (default paper; --fashion: fashion)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -340,6 +345,8 @@ def main(args: argparse.Namespace) -> int:
         seeds=seeds,
         data_dir=args.data_dir,
         resume=args.resume,
+        first_seed=args.first_seed,
+        resume_from=args.resume_from,
         out_dir=args.out_dir,
         name=args.name or ("fashion" if args.fashion else "paper"),
         quick=args.quick,
@@ -359,6 +366,8 @@ def run_paper(
     seeds: int,
     data_dir: str | None = None,
     resume: bool = False,
+    first_seed: int = 0,
+    resume_from: Sequence[str | os.PathLike[str]] = (),
     out_dir: str | os.PathLike[str] | None = None,
     name: str = "paper",
     quick: bool = False,
@@ -368,7 +377,8 @@ def run_paper(
 ) -> list[dict[str, Any]]:
     """Run (or resume) the grid and write the results after every cell; return the cell records.
 
-    With ``report_only``, nothing runs: the finished cells of the same budget are re-rendered.
+    With ``report_only``, nothing runs: the finished cells of the same budget are re-rendered. ``resume_from`` adds
+    the finished cells of other results files (the parts of a study split with ``first_seed``) to those reused.
     """
     from benchmarks._paper_report import write_report
 
@@ -386,8 +396,12 @@ def run_paper(
     if (resume or report_only) and json_path.exists():
         previous = previous_cells(json.loads(json_path.read_text(encoding="utf-8")), budget.fingerprint())
         print(f"resume: {len(previous)} finished cell(s) reused from {json_path}")
+    for path in resume_from:
+        found = previous_cells(json.loads(Path(path).read_text(encoding="utf-8")), budget.fingerprint())
+        previous.update(found)
+        print(f"resume: {len(found)} finished cell(s) reused from {path}")
     runner = _Runner(budget, data_dir, progress=False)  # one bar, over cells; none per epoch
-    cells = build_cells(budget, seeds, runner)
+    cells = build_cells(budget, seeds, runner, first_seed=first_seed)
 
     total = len({c.key for c in cells} | set(previous))
 

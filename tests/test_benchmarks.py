@@ -199,6 +199,27 @@ def test_tiny_paper_run_then_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert "2 of 2 ok" in (tmp_path / "paper.md").read_text()
 
 
+def test_a_study_split_by_seed_merges_into_one_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    budget = dataclasses.replace(
+        paper.QUICK, sparsities=(0.0,), findings=("f1",), pretrain_epochs=1, finetune_epochs=1, eval_n=16, aa_n=0
+    )
+    first = paper.run_paper(budget, seeds=1, out_dir=tmp_path / "a", progress=False)
+    second = paper.run_paper(budget, seeds=2, first_seed=1, out_dir=tmp_path / "b", progress=False)
+    assert [r["key"] for r in first + second] == ["f1/dense/none/0/seed0", "f1/dense/none/0/seed1"]
+
+    import robust_prune as rp
+
+    monkeypatch.setattr(rp, "robustify", lambda *a, **k: pytest.fail("a finished cell ran again"))
+    merged = paper.run_paper(
+        budget, seeds=2, out_dir=tmp_path / "a", report_only=True, resume_from=[tmp_path / "b" / "paper.json"],
+        progress=False,
+    )  # fmt: skip
+    by_key = {r["key"]: r for r in merged}
+    assert by_key["f1/dense/none/0/seed1"]["pgd"] == second[0]["pgd"] and len(by_key) == 2
+    payload = json.loads((tmp_path / "a" / "paper.json").read_text())
+    assert sorted(c["key"] for c in payload["cells"]) == sorted(by_key) and payload["settings"]["seeds"] == 2
+
+
 @pytest.mark.slow
 def test_speed_latency_and_training_rows(tmp_path: Path) -> None:
     budget = dataclasses.replace(speed.QUICK, train_images=64, latency_models=("test_resnet",), latency_repeats=3)
