@@ -163,6 +163,10 @@ def _worker(budget: ThroughputBudget, batch_size: int, out: Path) -> None:
     per_process = images_per_s / distributed.world_size()
     out.mkdir(parents=True, exist_ok=True)
     (out / f"rank{distributed.rank()}.json").write_text(json.dumps({"per_process": per_process}))
+    # leave together: rank 0 hosts the rendezvous store, and a rank aborted (SIGABRT) once in CI under load
+    distributed.barrier()
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def _processes(budget: ThroughputBudget, processes: int) -> float:
